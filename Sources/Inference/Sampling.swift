@@ -1,0 +1,145 @@
+import Foundation
+
+/// Adjusts next-token scores before sampling (penalties, constraints); processors chain in order.
+public protocol LogitProcessor {
+    /// Called once with the prompt tokens.
+    mutating func prompt(_ tokens: [Int])
+    /// Rewrites `logits` in place.
+    func process(_ logits: inout [Float])
+    /// Called after each sampled token.
+    mutating func didSample(_ token: Int)
+}
+
+extension LogitProcessor {
+    public mutating func prompt(_ tokens: [Int]) {}
+    public mutating func didSample(_ token: Int) {}
+}
+
+/// Picks the next token from (processed) scores.
+public protocol LogitSampler {
+    /// The chosen token.
+    mutating func sample(_ logits: [Float]) -> Int
+}
+
+/// Always the highest-scoring token (lowest id on ties).
+public struct ArgMaxSampler: LogitSampler {
+    /// Greedy sampling.
+    public init() {}
+
+    public mutating func sample(_ logits: [Float]) -> Int {
+        var best = 0
+        for i in 1..<logits.count where logits[i] > logits[best] { best = i }
+        return best
+    }
+}
+
+/// A small, fast, seedable generator (SplitMix64), so sampled outputs are reproducible.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    /// A generator that yields the same sequence for the same seed.
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Temperature, then top-k, then top-p (nucleus) filtering, then a draw from the remaining distribution.
+public struct CategoricalSampler: LogitSampler {
+    /// Softmax temperature (> 0).
+    public var temperature: Float
+    /// Keep only the `topK` best tokens (0 keeps all).
+    public var topK: Int
+    /// Keep the smallest set of best tokens whose probability reaches `topP` (1 keeps all).
+    public var topP: Float
+    private var generator: SeededGenerator
+
+    /// A sampler with a fixed seed.
+    public init(temperature: Float, topK: Int = 0, topP: Float = 1, seed: UInt64) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        generator = SeededGenerator(seed: seed)
+    }
+
+    public mutating func sample(_ logits: [Float]) -> Int {
+        var order = Array(logits.indices)
+        if topK > 0 && topK < order.count {
+            order = Array(order.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }.prefix(topK))
+        } else {
+            order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        }
+        let maxLogit = logits[order[0]]
+        var probabilities = order.map { Double(Foundation.exp((logits[$0] - maxLogit) / temperature)) }
+        let total = probabilities.reduce(0, +)
+        for i in probabilities.indices { probabilities[i] /= total }
+        var keep = probabilities.count
+        if topP < 1 {
+            var cumulative = 0.0
+            for (i, p) in probabilities.enumerated() {
+                cumulative += p
+                if cumulative >= Double(topP) { keep = i + 1; break }
+            }
+        }
+        let mass = probabilities[0..<keep].reduce(0, +)
+        var draw = Double.random(in: 0..<1, using: &generator) * mass
+        for i in 0..<keep {
+            draw -= probabilities[i]
+            if draw < 0 { return order[i] }
+        }
+        return order[keep - 1]
+    }
+}
+
+/// Divides positive scores (multiplies negative ones) of recently seen tokens by `penalty` (the CTRL rule).
+public struct RepetitionPenalty: LogitProcessor {
+    /// Penalty factor (> 1 discourages repeats).
+    public var penalty: Float
+    /// How many recent tokens count.
+    public var window: Int
+    private var history: [Int] = []
+
+    /// A penalty over the last `window` tokens.
+    public init(penalty: Float, window: Int = 64) {
+        self.penalty = penalty
+        self.window = window
+    }
+
+    public mutating func prompt(_ tokens: [Int]) { history = Array(tokens.suffix(window)) }
+
+    public func process(_ logits: inout [Float]) {
+        for t in Set(history) where t < logits.count {
+            logits[t] = logits[t] > 0 ? logits[t] / penalty : logits[t] * penalty
+        }
+    }
+
+    public mutating func didSample(_ token: Int) {
+        history.append(token)
+        if history.count > window { history.removeFirst(history.count - window) }
+    }
+}
+
+/// Log-probabilities from scores, computed in double precision.
+public enum LogProbabilities {
+    /// `log softmax(logits)`.
+    public static func logSoftmax<C: Collection>(_ logits: C) -> [Double] where C.Element == Float {
+        let maxLogit = Double(logits.max() ?? 0)
+        var sum = 0.0
+        for l in logits { sum += Foundation.exp(Double(l) - maxLogit) }
+        let logSum = maxLogit + Foundation.log(sum)
+        return logits.map { Double($0) - logSum }
+    }
+
+    /// `log softmax(logits)[token]` without materialising the whole vector.
+    public static func of<C: Collection>(_ token: Int, in logits: C) -> Double where C.Element == Float, C.Index == Int {
+        let maxLogit = Double(logits.max() ?? 0)
+        var sum = 0.0
+        for l in logits { sum += Foundation.exp(Double(l) - maxLogit) }
+        return Double(logits[logits.startIndex + token]) - maxLogit - Foundation.log(sum)
+    }
+}

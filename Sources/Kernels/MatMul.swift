@@ -1,0 +1,69 @@
+/// Matrix products `y = x Wᵀ` of a batch of activation rows with a stored weight matrix.
+public struct MatMul {
+    /// Worker threads.
+    public let threads: Int
+    private var activations: Q8Activations
+
+    /// A product engine for activations up to `columns` wide, run on `threads` threads.
+    public init(threads: Int, columns: Int) {
+        self.threads = max(1, threads)
+        activations = Q8Activations(rows: 1, columns: columns)
+    }
+
+    /// `y[t][r] = Σ_c w[r][c] · x[t][c]` for `tokens` rows of `x` (each `w.columns` wide); `y` is `tokens × w.rows`.
+    public mutating func multiply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>) {
+        switch w.type {
+        case .q4_1, .q4_0, .q8_0:
+            if activations.columns != w.columns { activations = Q8Activations(rows: tokens, columns: w.columns) }
+            activations.quantize(x, rows: tokens)
+            let act = activations
+            let type = w.type
+            act.values.withUnsafeBufferPointer { q in
+                act.scales.withUnsafeBufferPointer { d in
+                    act.sums.withUnsafeBufferPointer { s in
+                        let blocks = w.columns / 32
+                        let q = q.baseAddress!, d = d.baseAddress!, s = s.baseAddress!
+                        forEachTile(w, tokens: tokens) { r, t in
+                            let row = w.data + r * w.rowBytes
+                            let qa = q + t * w.columns, da = d + t * blocks
+                            switch type {
+                            case .q4_1: return Dot.q4_1(row, qa, da, s + t * blocks, blocks: blocks)
+                            case .q4_0: return Dot.q4_0(row, qa, da, blocks: blocks)
+                            default: return Dot.q8_0(row, qa, da, blocks: blocks)
+                            }
+                        } store: { r, t, v in y[t * w.rows + r] = v }
+                    }
+                }
+            }
+        case .f16:
+            forEachTile(w, tokens: tokens) { r, t in
+                Dot.f16(w.data + r * w.rowBytes, x + t * w.columns, count: w.columns)
+            } store: { r, t, v in y[t * w.rows + r] = v }
+        case .f32:
+            forEachTile(w, tokens: tokens) { r, t in
+                Dot.f32((w.data + r * w.rowBytes).assumingMemoryBound(to: Float.self), x + t * w.columns, count: w.columns)
+            } store: { r, t, v in y[t * w.rows + r] = v }
+        default:
+            preconditionFailure("WeightMatrix admits only types with kernels")
+        }
+    }
+
+    /// Splits rows across threads; within a chunk, walks tokens in tiles so a weight row stays in cache.
+    @inline(__always)
+    private func forEachTile(_ w: WeightMatrix, tokens: Int, _ dot: (Int, Int) -> Float, store: (Int, Int, Float) -> Void) {
+        let chunkRows = max(16, (w.rows + threads * 4 - 1) / (threads * 4))
+        let chunks = (w.rows + chunkRows - 1) / chunkRows
+        let tile = 16
+        parallelFor(chunks: chunks, threads: threads) { chunk in
+            let rows = (chunk * chunkRows)..<min(w.rows, (chunk + 1) * chunkRows)
+            var t0 = 0
+            while t0 < tokens {
+                let t1 = min(tokens, t0 + tile)
+                for r in rows {
+                    for t in t0..<t1 { store(r, t, dot(r, t)) }
+                }
+                t0 = t1
+            }
+        }
+    }
+}

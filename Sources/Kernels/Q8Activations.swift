@@ -1,0 +1,62 @@
+/// Activations quantized to 8-bit blocks of 32, once per matrix product, so the inner loops multiply integers.
+///
+/// Per block: scale `d = max|x| / 127` (rounded through half precision, as ggml stores it), `q = round(x / d)`, and
+/// for Q8_1 also `s = d * Σq` (half-rounded), which carries a Q4_1 weight block's offset `m` through the product.
+public struct Q8Activations {
+    /// Rows (tokens).
+    public private(set) var rows: Int
+    /// Elements per row.
+    public let columns: Int
+    /// Blocks per row.
+    public var blocksPerRow: Int { columns / 32 }
+    /// Quantized values, row-major.
+    public private(set) var values: [Int8]
+    /// Block scales, `rows * blocksPerRow`.
+    public private(set) var scales: [Float]
+    /// Block sums times scale (Q8_1's `s`), `rows * blocksPerRow`.
+    public private(set) var sums: [Float]
+
+    /// Storage for up to `rows` rows of `columns` elements (a multiple of 32).
+    public init(rows: Int, columns: Int) {
+        precondition(columns % 32 == 0, "row length must be a multiple of 32")
+        self.rows = rows
+        self.columns = columns
+        values = [Int8](repeating: 0, count: rows * columns)
+        scales = [Float](repeating: 0, count: rows * columns / 32)
+        sums = [Float](repeating: 0, count: rows * columns / 32)
+    }
+
+    /// Quantizes `rows` rows of `x` (row-major, `columns` wide).
+    public mutating func quantize(_ x: UnsafePointer<Float>, rows: Int) {
+        if rows * columns > values.count {
+            values = [Int8](repeating: 0, count: rows * columns)
+            scales = [Float](repeating: 0, count: rows * blocksPerRow)
+            sums = [Float](repeating: 0, count: rows * blocksPerRow)
+        }
+        self.rows = rows
+        let blocks = rows * blocksPerRow
+        values.withUnsafeMutableBufferPointer { q in
+            scales.withUnsafeMutableBufferPointer { d in
+                sums.withUnsafeMutableBufferPointer { s in
+                    for b in 0..<blocks {
+                        let src = x + b * 32
+                        var amax: Float = 0
+                        for j in 0..<32 { amax = max(amax, abs(src[j])) }
+                        let scale = amax / 127
+                        let inverse: Float = amax > 0 ? 127 / amax : 0
+                        var sum: Int32 = 0
+                        let dst = q.baseAddress! + b * 32
+                        for j in 0..<32 {
+                            let v = Int8((src[j] * inverse).rounded(.toNearestOrEven))
+                            dst[j] = v
+                            sum += Int32(v)
+                        }
+                        let dHalf = Float(Float16(scale))
+                        d[b] = dHalf
+                        s[b] = Float(Float16(scale * Float(sum)))
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import GGUF
+
+/// `microscale inspect FILE`: what a GGUF file holds.
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a GGUF file's architecture, hyper-parameters, tokenizer and tensor table.")
+
+    @Argument(help: "Path of a .gguf file.")
+    var file: String
+
+    @Flag(help: "Print every metadata key, including long arrays in full.")
+    var all = false
+
+    func run() throws {
+        let gguf = try GGUFFile(path: file)
+        print("file: \(file)")
+        print("GGUF version \(gguf.version), \(gguf.metadata.count) metadata keys, \(gguf.tensors.count) tensors, alignment \(gguf.alignment)")
+        print("architecture: \(gguf.architecture ?? "(none)")")
+        print("\nmetadata:")
+        for key in gguf.metadataKeys {
+            guard let value = gguf.metadata[key] else { continue }
+            print("  \(key) = \(render(value, full: all))")
+        }
+        print("\ntensors:")
+        let nameWidth = gguf.tensors.map(\.name.count).max() ?? 4
+        print("  " + pad("name", nameWidth) + "  type   shape                 bytes")
+        var counts: [String: Int] = [:]
+        for t in gguf.tensors {
+            counts[t.type.description, default: 0] += 1
+            let shape = t.shape.map(String.init).joined(separator: " x ")
+            print("  " + pad(t.name, nameWidth) + "  " + pad(t.type.description, 5) + "  " + pad(shape, 20) + "  \(t.byteCount)")
+        }
+        let summary = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        let parameters = gguf.tensors.reduce(0) { $0 + $1.elementCount }
+        print("\n\(gguf.tensors.count) tensors (\(summary)), \(parameters) parameters, \(gguf.tensorBytes) bytes of tensor data")
+    }
+
+    private func render(_ value: GGUFValue, full: Bool) -> String {
+        switch value {
+        case let .string(s):
+            let shown = full || s.count <= 120 ? s : String(s.prefix(120)) + "…"
+            return "\"" + shown.replacingOccurrences(of: "\n", with: "\\n") + "\""
+        case let .array(type, items):
+            let shownItems = full ? items : Array(items.prefix(8))
+            let body = shownItems.map { render($0, full: full) }.joined(separator: ", ")
+            return "[\(type)] × \(items.count): [" + body + (shownItems.count < items.count ? ", …]" : "]")
+        case let .float32(v): return "\(v)"
+        case let .float64(v): return "\(v)"
+        case let .bool(b): return "\(b)"
+        default: return value.intValue.map(String.init) ?? value.typeName
+        }
+    }
+
+    private func pad(_ s: String, _ width: Int) -> String {
+        s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
+    }
+}

@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import Inference
+import Tokenizers
+
+/// `microscale run --model FILE "prompt"`: stream a model's answer.
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Generate text from a GGUF model, streaming tokens as they come.")
+
+    @Option(help: "Path of a .gguf model file.")
+    var model: String
+
+    @Flag(help: "Send the prompt as it is, without the model's chat template.")
+    var raw = false
+
+    @Option(help: "System message (chat mode only; defaults to the template's own).")
+    var system: String?
+
+    @Option(name: [.customShort("n"), .long], help: "Most tokens to generate.")
+    var maxTokens = 256
+
+    @Option(help: "Sampling temperature; 0 is greedy.")
+    var temperature: Float = 0
+
+    @Option(help: "Top-k filter (0 = off).")
+    var topK = 0
+
+    @Option(help: "Top-p filter (1 = off).")
+    var topP: Float = 1
+
+    @Option(help: "Random seed for sampling.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Stop before this string (repeatable).")
+    var stop: [String] = []
+
+    @Option(name: [.customShort("t"), .long], help: "Threads.")
+    var threads = 2
+
+    @Flag(help: "Print the generated token ids after the text.")
+    var showTokens = false
+
+    @Argument(help: "The prompt.")
+    var prompt: String
+
+    func run() async throws {
+        let loaded = try LoadedModel(path: model, threads: threads)
+        let text: String
+        if raw {
+            text = prompt
+        } else {
+            var messages = [ChatMessage(role: "user", content: prompt)]
+            if let system { messages.insert(ChatMessage(role: "system", content: system), at: 0) }
+            text = try loaded.chatPrompt(messages)
+        }
+        let tokens = loaded.tokenizer.encode(text, parseSpecial: !raw)
+        let parameters = GenerateParameters(maxTokens: maxTokens, temperature: temperature, topK: topK, topP: topP,
+                                            seed: seed, stop: stop)
+        for try await event in generate(loaded.model, tokenizer: loaded.tokenizer, prompt: tokens, parameters: parameters) {
+            switch event {
+            case let .token(_, piece, _):
+                FileHandle.standardOutput.write(Data(piece.utf8))
+            case let .finished(summary):
+                print("")
+                if showTokens { print("tokens: " + summary.tokens.map(String.init).joined(separator: " ")) }
+                let rate = summary.tokens.count > 1 ? Double(summary.tokens.count - 1) / summary.generationSeconds : 0
+                let promptRate = Double(summary.promptTokens) / summary.promptSeconds
+                FileHandle.standardError.write(Data(String(format: "[%d prompt tokens at %.1f t/s, %d generated at %.1f t/s, stop: %@]\n",
+                    summary.promptTokens, promptRate, summary.tokens.count, rate, String(describing: summary.reason)).utf8))
+            }
+        }
+    }
+}
