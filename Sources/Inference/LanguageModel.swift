@@ -9,6 +9,18 @@ public enum OutputRows: Sendable, Equatable {
     case all
     /// None: the batch only extends the cache.
     case none
+    /// Tokens from this index of the batch on (perplexity scores only the second half of a chunk).
+    case from(Int)
+
+    /// The batch indices selected from a batch of `count` tokens.
+    public func rows(in count: Int) -> Range<Int> {
+        switch self {
+        case .last: return (count - 1)..<count
+        case .all: return 0..<count
+        case .none: return count..<count
+        case let .from(i): return min(max(i, 0), count)..<count
+        }
+    }
 }
 
 /// What one forward pass returns.

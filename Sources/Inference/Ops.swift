@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 import Kernels
 
 /// Element-wise steps of a transformer block.
@@ -71,12 +72,16 @@ struct RotaryEmbedding {
 
 /// Causal scaled dot-product attention over a half-precision KV cache, grouped-query (several query heads share a KV head).
 enum Attention {
-    static func causal(q: [Float], keys: [Float16], values: [Float16], start: Int, tokens: Int,
+    /// Batches shorter than this take llama.cpp's half-precision-accumulator path (see `ms_attend`).
+    static let halfAccumulatorBelow = 64
+
+    static func causal(q: [Float], keys: [UInt16], values: [UInt16], start: Int, tokens: Int,
                        heads: Int, kvHeads: Int, headSize: Int, threads: Int, into out: inout [Float]) {
         let group = heads / kvHeads
         let kvWidth = kvHeads * headSize
         let scale = 1 / Float(headSize).squareRoot()
         let qWidth = heads * headSize
+        let halfAccumulator: Int32 = tokens < halfAccumulatorBelow ? 1 : 0
         q.withUnsafeBufferPointer { q in
             keys.withUnsafeBufferPointer { keys in
                 values.withUnsafeBufferPointer { values in
@@ -84,34 +89,10 @@ enum Attention {
                         let q = q.baseAddress!, keys = keys.baseAddress!, values = values.baseAddress!, out = out.baseAddress!
                         parallelFor(chunks: tokens * heads, threads: threads) { job in
                             let t = job / heads, h = job % heads
-                            let kvh = h / group
-                            let length = start + t + 1
-                            // Queries are rounded to half precision, as llama.cpp does before its F16 dot products.
-                            var query = [Float](repeating: 0, count: headSize)
-                            for i in 0..<headSize { query[i] = Float(Float16(q[t * qWidth + h * headSize + i])) }
-                            var scores = [Float](repeating: 0, count: length)
-                            var maxScore = -Float.infinity
-                            for p in 0..<length {
-                                let key = keys + p * kvWidth + kvh * headSize
-                                var s: Float = 0
-                                for i in 0..<headSize { s += query[i] * Float(key[i]) }
-                                s *= scale
-                                scores[p] = s
-                                maxScore = max(maxScore, s)
-                            }
-                            var total: Float = 0
-                            for p in 0..<length {
-                                let e = Foundation.exp(scores[p] - maxScore)
-                                scores[p] = e
-                                total += e
-                            }
-                            let o = out + t * qWidth + h * headSize
-                            for i in 0..<headSize { o[i] = 0 }
-                            for p in 0..<length {
-                                let w = scores[p] / total
-                                let value = values + p * kvWidth + kvh * headSize
-                                for i in 0..<headSize { o[i] += w * Float(value[i]) }
-                            }
+                            let kvOffset = (h / group) * headSize
+                            ms_attend(Int32(start + t + 1), Int32(headSize), scale, q + t * qWidth + h * headSize,
+                                      keys + kvOffset, values + kvOffset, Int32(kvWidth), halfAccumulator,
+                                      out + t * qWidth + h * headSize)
                         }
                     }
                 }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Matrix products `y = x Wᵀ` of a batch of activation rows with a stored weight matrix.
 public struct MatMul {
     /// Worker threads.
@@ -27,9 +29,9 @@ public struct MatMul {
                             let row = w.data + r * w.rowBytes
                             let qa = q + t * w.columns, da = d + t * blocks
                             switch type {
-                            case .q4_1: return Dot.q4_1(row, qa, da, s + t * blocks, blocks: blocks)
-                            case .q4_0: return Dot.q4_0(row, qa, da, blocks: blocks)
-                            default: return Dot.q8_0(row, qa, da, blocks: blocks)
+                            case .q4_1: return ms_dot_q4_1_q8_1(Int32(blocks), row, qa, da, s + t * blocks)
+                            case .q4_0: return ms_dot_q4_0_q8_0(Int32(blocks), row, qa, da)
+                            default: return ms_dot_q8_0_q8_0(Int32(blocks), row, qa, da)
                             }
                         } store: { r, t, v in y[t * w.rows + r] = v }
                     }
@@ -37,11 +39,11 @@ public struct MatMul {
             }
         case .f16:
             forEachTile(w, tokens: tokens) { r, t in
-                Dot.f16(w.data + r * w.rowBytes, x + t * w.columns, count: w.columns)
+                ms_dot_f16_f32(Int32(w.columns), (w.data + r * w.rowBytes).assumingMemoryBound(to: UInt16.self), x + t * w.columns)
             } store: { r, t, v in y[t * w.rows + r] = v }
         case .f32:
             forEachTile(w, tokens: tokens) { r, t in
-                Dot.f32((w.data + r * w.rowBytes).assumingMemoryBound(to: Float.self), x + t * w.columns, count: w.columns)
+                ms_dot_f32(Int32(w.columns), (w.data + r * w.rowBytes).assumingMemoryBound(to: Float.self), x + t * w.columns)
             } store: { r, t, v in y[t * w.rows + r] = v }
         default:
             preconditionFailure("WeightMatrix admits only types with kernels")

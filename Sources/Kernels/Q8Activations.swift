@@ -1,3 +1,5 @@
+import CKernels
+
 /// Activations quantized to 8-bit blocks of 32, once per matrix product, so the inner loops multiply integers.
 ///
 /// Per block: scale `d = max|x| / 127` (rounded through half precision, as ggml stores it), `q = round(x / d)`, and
@@ -34,27 +36,11 @@ public struct Q8Activations {
             sums = [Float](repeating: 0, count: rows * blocksPerRow)
         }
         self.rows = rows
-        let blocks = rows * blocksPerRow
+        let blocks = Int32(rows * blocksPerRow)
         values.withUnsafeMutableBufferPointer { q in
             scales.withUnsafeMutableBufferPointer { d in
                 sums.withUnsafeMutableBufferPointer { s in
-                    for b in 0..<blocks {
-                        let src = x + b * 32
-                        var amax: Float = 0
-                        for j in 0..<32 { amax = max(amax, abs(src[j])) }
-                        let scale = amax / 127
-                        let inverse: Float = amax > 0 ? 127 / amax : 0
-                        var sum: Int32 = 0
-                        let dst = q.baseAddress! + b * 32
-                        for j in 0..<32 {
-                            let v = Int8((src[j] * inverse).rounded(.toNearestOrEven))
-                            dst[j] = v
-                            sum += Int32(v)
-                        }
-                        let dHalf = Float(Float16(scale))
-                        d[b] = dHalf
-                        s[b] = Float(Float16(scale * Float(sum)))
-                    }
+                    ms_quantize_q8(blocks, x, q.baseAddress!, d.baseAddress!, s.baseAddress!)
                 }
             }
         }

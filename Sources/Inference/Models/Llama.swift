@@ -156,13 +156,7 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
             }
             rope.apply(&q, heads: c.heads, headSize: hs)
             rope.apply(&k, heads: c.kvHeads, headSize: hs)
-            for i in 0..<n {
-                let base = (start + i) * kvWidth
-                for j in 0..<kvWidth {
-                    cache.keys[l][base + j] = Float16(k[i * kvWidth + j])
-                    cache.values[l][base + j] = Float16(v[i * kvWidth + j])
-                }
-            }
+            cache.store(layer: l, position: start, rows: n, keys: k, values: v)
             Attention.causal(q: q, keys: cache.keys[l], values: cache.values[l], start: start, tokens: n,
                              heads: c.heads, kvHeads: c.kvHeads, headSize: hs, threads: threads, into: &attn)
             attn.withUnsafeBufferPointer { ap in
@@ -183,12 +177,7 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
         }
         cache.count = start + n
 
-        let rows: Range<Int>
-        switch outputs {
-        case .last: rows = (n - 1)..<n
-        case .all: rows = 0..<n
-        case .none: rows = n..<n
-        }
+        let rows = outputs.rows(in: n)
         var normed = [Float](repeating: 0, count: rows.count * d)
         if !rows.isEmpty {
             let selected = Array(x[(rows.lowerBound * d)..<(rows.upperBound * d)])

@@ -1,0 +1,57 @@
+// Innermost numeric kernels of Microscale: quantized dot products, activation quantization, half-precision
+// conversion. Each has a portable C path and an AVX2/FMA/F16C path chosen at run time from the CPU's features.
+#ifndef MS_KERNELS_H
+#define MS_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Kernel paths, from the most portable up.
+enum ms_level { MS_LEVEL_PORTABLE = 0, MS_LEVEL_AVX2 = 1 };
+
+/// The best path this CPU supports.
+int ms_detect_level(void);
+/// The path in use (defaults to the detected one).
+int ms_level(void);
+/// Forces a path (clamped to what the CPU supports); returns the path now in use.
+int ms_set_level(int level);
+
+/// Dot product of `blocks` Q4_1 weight blocks (20 bytes each) with Q8_1 activations
+/// (values `q`, per-block scales `d` and scaled sums `s`).
+float ms_dot_q4_1_q8_1(int blocks, const void *w, const int8_t *q, const float *d, const float *s);
+/// Q4_0 weight blocks (18 bytes) with Q8_0 activations.
+float ms_dot_q4_0_q8_0(int blocks, const void *w, const int8_t *q, const float *d);
+/// Q8_0 weight blocks (34 bytes) with Q8_0 activations.
+float ms_dot_q8_0_q8_0(int blocks, const void *w, const int8_t *q, const float *d);
+
+/// Quantizes `blocks` blocks of 32 floats: `d = max|x|/127` rounded through half precision, `q = round(x/d)`
+/// (to nearest even), and, when `s` is not NULL, `s = half(d * sum(q))`.
+void ms_quantize_q8(int blocks, const float *x, int8_t *q, float *d, float *s);
+
+/// Half-precision bits to floats.
+void ms_half_to_float(int n, const uint16_t *h, float *f);
+/// Floats to half-precision bits (round to nearest even).
+void ms_float_to_half(int n, const float *f, uint16_t *h);
+
+/// Float dot product.
+float ms_dot_f32(int n, const float *a, const float *b);
+/// Half-precision row times float row.
+float ms_dot_f16_f32(int n, const uint16_t *a, const float *b);
+/// `y += a * x` with half-precision `x`.
+void ms_axpy_f16(int n, float a, const uint16_t *x, float *y);
+
+/// Attention of one query head over `n` cached positions (keys and values as half-precision bits, position `p`
+/// at `keys + p * stride`), with online softmax. With `half_accumulator`, the query is rounded to half precision and
+/// the weighted sum of values is kept in half precision, rounding after every step, as llama.cpp's CPU flash
+/// attention does for batches of fewer than 64 queries; otherwise everything stays in single precision (its tiled path).
+void ms_attend(int n, int head_size, float scale, const float *q, const uint16_t *keys, const uint16_t *values,
+               int stride, int half_accumulator, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,407 @@
+#include "ms_kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define MS_X86 1
+#endif
+
+// ---------------------------------------------------------------------------------------------------------------
+// Half precision, portable (bit manipulation; subnormals, infinities and NaN handled).
+
+static inline float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1F;
+    uint32_t man = h & 0x3FF;
+    uint32_t bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else {
+            // Subnormal: normalise the mantissa.
+            int e = -1;
+            do { e++; man <<= 1; } while ((man & 0x400) == 0);
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3FF) << 13);
+        }
+    } else if (exp == 0x1F) {
+        bits = sign | 0x7F800000 | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline uint16_t float_to_half(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    uint32_t absx = x & 0x7FFFFFFF;
+    if (absx >= 0x7F800000) {  // inf or NaN
+        return (uint16_t)(sign | 0x7C00 | (absx > 0x7F800000 ? 0x200 : 0));
+    }
+    if (absx >= 0x477FF000) {  // rounds to infinity
+        return (uint16_t)(sign | 0x7C00);
+    }
+    if (absx < 0x38800000) {  // subnormal half or zero
+        if (absx < 0x33000000) return (uint16_t)sign;
+        uint32_t man = (absx & 0x7FFFFF) | 0x800000;
+        int shift = 126 - (int)(absx >> 23);  // 14..24
+        uint32_t half = man >> (shift);
+        uint32_t rem = man & ((1u << shift) - 1);
+        uint32_t mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t h = ((absx >> 13) - ((127 - 15) << 10));
+    uint32_t rem = absx & 0x1FFF;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}
+
+static inline uint16_t load_u16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Portable kernels.
+
+static float dot_q4_1_q8_1_portable(int blocks, const void *w, const int8_t *q, const float *d, const float *s) {
+    const uint8_t *x = (const uint8_t *)w;
+    float sum = 0;
+    for (int b = 0; b < blocks; b++, x += 20) {
+        const int8_t *y = q + b * 32;
+        int isum = 0;
+        for (int j = 0; j < 16; j++) {
+            isum += (x[4 + j] & 0x0F) * y[j] + (x[4 + j] >> 4) * y[j + 16];
+        }
+        sum += half_to_float(load_u16(x)) * d[b] * (float)isum + half_to_float(load_u16(x + 2)) * s[b];
+    }
+    return sum;
+}
+
+static float dot_q4_0_q8_0_portable(int blocks, const void *w, const int8_t *q, const float *d) {
+    const uint8_t *x = (const uint8_t *)w;
+    float sum = 0;
+    for (int b = 0; b < blocks; b++, x += 18) {
+        const int8_t *y = q + b * 32;
+        int isum = 0;
+        for (int j = 0; j < 16; j++) {
+            isum += ((x[2 + j] & 0x0F) - 8) * y[j] + ((x[2 + j] >> 4) - 8) * y[j + 16];
+        }
+        sum += half_to_float(load_u16(x)) * d[b] * (float)isum;
+    }
+    return sum;
+}
+
+static float dot_q8_0_q8_0_portable(int blocks, const void *w, const int8_t *q, const float *d) {
+    const uint8_t *x = (const uint8_t *)w;
+    float sum = 0;
+    for (int b = 0; b < blocks; b++, x += 34) {
+        const int8_t *xq = (const int8_t *)(x + 2);
+        const int8_t *y = q + b * 32;
+        int isum = 0;
+        for (int j = 0; j < 32; j++) isum += xq[j] * y[j];
+        sum += half_to_float(load_u16(x)) * d[b] * (float)isum;
+    }
+    return sum;
+}
+
+static void quantize_q8_portable(int blocks, const float *x, int8_t *q, float *d, float *s) {
+    for (int b = 0; b < blocks; b++) {
+        const float *src = x + b * 32;
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(src[j]));
+        const float scale = amax / 127.0f;
+        const float inv = amax != 0.0f ? 127.0f / amax : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            int v = (int)nearbyintf(src[j] * inv);
+            q[b * 32 + j] = (int8_t)v;
+            sum += v;
+        }
+        d[b] = half_to_float(float_to_half(scale));
+        if (s) s[b] = half_to_float(float_to_half(scale * (float)sum));
+    }
+}
+
+static void half_to_float_portable(int n, const uint16_t *h, float *f) {
+    for (int i = 0; i < n; i++) f[i] = half_to_float(h[i]);
+}
+
+static void float_to_half_portable(int n, const float *f, uint16_t *h) {
+    for (int i = 0; i < n; i++) h[i] = float_to_half(f[i]);
+}
+
+static float dot_f32_portable(int n, const float *a, const float *b) {
+    float sum = 0;
+    for (int i = 0; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+static float dot_f16_f32_portable(int n, const uint16_t *a, const float *b) {
+    float sum = 0;
+    for (int i = 0; i < n; i++) sum += half_to_float(a[i]) * b[i];
+    return sum;
+}
+
+static void axpy_f16_portable(int n, float a, const uint16_t *x, float *y) {
+    for (int i = 0; i < n; i++) y[i] += a * half_to_float(x[i]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// AVX2 + FMA + F16C kernels.
+
+#ifdef MS_X86
+#define MS_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+MS_AVX2 static inline float hsum256(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+MS_AVX2 static inline float h2f(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
+
+/// 16 packed bytes to 32 nibbles: low nibbles in lanes 0-15, high nibbles in lanes 16-31.
+MS_AVX2 static inline __m256i nibbles(const uint8_t *p) {
+    __m128i tmp = _mm_loadu_si128((const __m128i *)p);
+    __m256i both = _mm256_set_m128i(_mm_srli_epi16(tmp, 4), tmp);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+/// Sum of products of unsigned bytes `u` and signed bytes `v`, as 8 int32 lanes converted to float.
+MS_AVX2 static inline __m256 mul_sum_us8(__m256i u, __m256i v) {
+    __m256i dot16 = _mm256_maddubs_epi16(u, v);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, _mm256_set1_epi16(1)));
+}
+
+/// Sum of products of two signed byte vectors (sign moved onto the second operand for maddubs).
+MS_AVX2 static inline __m256 mul_sum_i8(__m256i x, __m256i y) {
+    __m256i ax = _mm256_sign_epi8(x, x);
+    __m256i sy = _mm256_sign_epi8(y, x);
+    return mul_sum_us8(ax, sy);
+}
+
+MS_AVX2 static float dot_q4_1_q8_1_avx2(int blocks, const void *w, const int8_t *q, const float *d, const float *s) {
+    const uint8_t *x = (const uint8_t *)w;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    for (int b = 0; b < blocks; b++, x += 20) {
+        summs += h2f(x + 2) * s[b];
+        __m256i qx = nibbles(x + 4);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)(q + b * 32));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x) * d[b]), mul_sum_us8(qx, qy), acc);
+    }
+    return hsum256(acc) + summs;
+}
+
+MS_AVX2 static float dot_q4_0_q8_0_avx2(int blocks, const void *w, const int8_t *q, const float *d) {
+    const uint8_t *x = (const uint8_t *)w;
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < blocks; b++, x += 18) {
+        __m256i qx = _mm256_sub_epi8(nibbles(x + 2), _mm256_set1_epi8(8));
+        __m256i qy = _mm256_loadu_si256((const __m256i *)(q + b * 32));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x) * d[b]), mul_sum_i8(qx, qy), acc);
+    }
+    return hsum256(acc);
+}
+
+MS_AVX2 static float dot_q8_0_q8_0_avx2(int blocks, const void *w, const int8_t *q, const float *d) {
+    const uint8_t *x = (const uint8_t *)w;
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < blocks; b++, x += 34) {
+        __m256i qx = _mm256_loadu_si256((const __m256i *)(x + 2));
+        __m256i qy = _mm256_loadu_si256((const __m256i *)(q + b * 32));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x) * d[b]), mul_sum_i8(qx, qy), acc);
+    }
+    return hsum256(acc);
+}
+
+MS_AVX2 static void quantize_q8_avx2(int blocks, const float *x, int8_t *q, float *d, float *s) {
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    for (int b = 0; b < blocks; b++) {
+        const float *src = x + b * 32;
+        __m256 v0 = _mm256_loadu_ps(src), v1 = _mm256_loadu_ps(src + 8);
+        __m256 v2 = _mm256_loadu_ps(src + 16), v3 = _mm256_loadu_ps(src + 24);
+        __m256 m = _mm256_andnot_ps(signbit, v0);
+        m = _mm256_max_ps(m, _mm256_andnot_ps(signbit, v1));
+        m = _mm256_max_ps(m, _mm256_andnot_ps(signbit, v2));
+        m = _mm256_max_ps(m, _mm256_andnot_ps(signbit, v3));
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float scale = amax / 127.0f;
+        const __m256 mul = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        d[b] = _cvtsh_ss(_cvtss_sh(scale, _MM_FROUND_TO_NEAREST_INT));
+        if (s) {
+            __m256i sum = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+            s[b] = _cvtsh_ss(_cvtss_sh(scale * (float)_mm_cvtsi128_si32(s4), _MM_FROUND_TO_NEAREST_INT));
+        }
+        // Pack 32-bit lanes to bytes, then undo the lane interleaving of the packs.
+        i0 = _mm256_packs_epi32(i0, i1);
+        i2 = _mm256_packs_epi32(i2, i3);
+        i0 = _mm256_packs_epi16(i0, i2);
+        i0 = _mm256_permutevar8x32_epi32(i0, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(q + b * 32), i0);
+    }
+}
+
+MS_AVX2 static void half_to_float_avx2(int n, const uint16_t *h, float *f) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(f + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+    for (; i < n; i++) f[i] = _cvtsh_ss(h[i]);
+}
+
+MS_AVX2 static void float_to_half_avx2(int n, const float *f, uint16_t *h) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(f + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) h[i] = _cvtss_sh(f[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+MS_AVX2 static float dot_f32_avx2(int n, const float *a, const float *b) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    float sum = hsum256(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+MS_AVX2 static float dot_f16_f32_avx2(int n, const uint16_t *a, const float *b) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i + 8))), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    float sum = hsum256(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) sum += _cvtsh_ss(a[i]) * b[i];
+    return sum;
+}
+
+MS_AVX2 static void axpy_f16_avx2(int n, float a, const uint16_t *x, float *y) {
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 vx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i)));
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, vx, _mm256_loadu_ps(y + i)));
+    }
+    for (; i < n; i++) y[i] += a * _cvtsh_ss(x[i]);
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------------------------
+// Attention (built on the dispatched helpers below).
+
+void ms_attend(int n, int head_size, float scale, const float *q, const uint16_t *keys, const uint16_t *values,
+               int stride, int half_accumulator, float *out) {
+    float query[512];
+    uint16_t acc16[512];
+    float row[512];
+    if (head_size > 512) return;
+    if (half_accumulator) {
+        ms_float_to_half(head_size, q, acc16);
+        ms_half_to_float(head_size, acc16, query);
+        memset(acc16, 0, sizeof(uint16_t) * (size_t)head_size);
+    } else {
+        memcpy(query, q, sizeof(float) * (size_t)head_size);
+        memset(out, 0, sizeof(float) * (size_t)head_size);
+    }
+    float sum = 0, max = -INFINITY;
+    for (int p = 0; p < n; p++) {
+        const float s = ms_dot_f16_f32(head_size, keys + (size_t)p * stride, query) * scale;
+        float ms = 1.0f, vs = 1.0f;
+        if (s > max) {
+            const float old = max;
+            max = s;
+            ms = expf(old - max);
+            if (half_accumulator) {
+                ms_half_to_float(head_size, acc16, row);
+                for (int i = 0; i < head_size; i++) row[i] *= ms;
+                ms_float_to_half(head_size, row, acc16);
+            } else {
+                for (int i = 0; i < head_size; i++) out[i] *= ms;
+            }
+        } else {
+            vs = expf(s - max);
+        }
+        if (half_accumulator) {
+            ms_half_to_float(head_size, acc16, row);
+            ms_axpy_f16(head_size, vs, values + (size_t)p * stride, row);
+            ms_float_to_half(head_size, row, acc16);
+        } else {
+            ms_axpy_f16(head_size, vs, values + (size_t)p * stride, out);
+        }
+        sum = sum * ms + vs;
+    }
+    if (half_accumulator) ms_half_to_float(head_size, acc16, out);
+    const float inv = sum > 0 ? 1.0f / sum : 0.0f;
+    for (int i = 0; i < head_size; i++) out[i] *= inv;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Dispatch.
+
+static int current_level = -1;
+
+int ms_detect_level(void) {
+#ifdef MS_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) return MS_LEVEL_AVX2;
+#endif
+    return MS_LEVEL_PORTABLE;
+}
+
+int ms_level(void) {
+    if (current_level < 0) current_level = ms_detect_level();
+    return current_level;
+}
+
+int ms_set_level(int level) {
+    int best = ms_detect_level();
+    current_level = level < 0 ? 0 : (level > best ? best : level);
+    return current_level;
+}
+
+#ifdef MS_X86
+#define DISPATCH(name, args) (ms_level() >= MS_LEVEL_AVX2 ? name##_avx2 args : name##_portable args)
+#else
+#define DISPATCH(name, args) (name##_portable args)
+#endif
+
+float ms_dot_q4_1_q8_1(int blocks, const void *w, const int8_t *q, const float *d, const float *s) {
+    return DISPATCH(dot_q4_1_q8_1, (blocks, w, q, d, s));
+}
+float ms_dot_q4_0_q8_0(int blocks, const void *w, const int8_t *q, const float *d) {
+    return DISPATCH(dot_q4_0_q8_0, (blocks, w, q, d));
+}
+float ms_dot_q8_0_q8_0(int blocks, const void *w, const int8_t *q, const float *d) {
+    return DISPATCH(dot_q8_0_q8_0, (blocks, w, q, d));
+}
+void ms_quantize_q8(int blocks, const float *x, int8_t *q, float *d, float *s) {
+    DISPATCH(quantize_q8, (blocks, x, q, d, s));
+}
+void ms_half_to_float(int n, const uint16_t *h, float *f) { DISPATCH(half_to_float, (n, h, f)); }
+void ms_float_to_half(int n, const float *f, uint16_t *h) { DISPATCH(float_to_half, (n, f, h)); }
+float ms_dot_f32(int n, const float *a, const float *b) { return DISPATCH(dot_f32, (n, a, b)); }
+float ms_dot_f16_f32(int n, const uint16_t *a, const float *b) { return DISPATCH(dot_f16_f32, (n, a, b)); }
+void ms_axpy_f16(int n, float a, const uint16_t *x, float *y) { DISPATCH(axpy_f16, (n, a, x, y)); }

@@ -1,0 +1,43 @@
+import CKernels
+
+/// Which implementation of the innermost loops runs: the portable C path or the AVX2/FMA/F16C one.
+public enum KernelPath: Int32, Sendable, CaseIterable, CustomStringConvertible {
+    case portable = 0
+    case avx2 = 1
+
+    /// The best path this CPU supports.
+    public static var best: KernelPath { KernelPath(rawValue: ms_detect_level()) ?? .portable }
+
+    /// The path in use. Setting a path the CPU lacks selects the best one it has.
+    public static var current: KernelPath {
+        get { KernelPath(rawValue: ms_level()) ?? .portable }
+        set { _ = ms_set_level(newValue.rawValue) }
+    }
+
+    public var description: String { self == .avx2 ? "AVX2+FMA+F16C" : "portable C" }
+}
+
+/// Half-precision helpers for caches stored as 16-bit patterns.
+public enum Half {
+    /// Converts `count` floats to half-precision bits.
+    public static func encode(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, count: Int) {
+        ms_float_to_half(Int32(count), src, dst)
+    }
+
+    /// Converts `count` half-precision patterns to floats.
+    public static func decode(_ src: UnsafePointer<UInt16>, _ dst: UnsafeMutablePointer<Float>, count: Int) {
+        ms_half_to_float(Int32(count), src, dst)
+    }
+
+    /// `Σ a[i] · b[i]` with half-precision `a`.
+    @inline(__always)
+    public static func dot(_ a: UnsafePointer<UInt16>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        ms_dot_f16_f32(Int32(count), a, b)
+    }
+
+    /// `y += alpha · x` with half-precision `x`.
+    @inline(__always)
+    public static func axpy(_ alpha: Float, _ x: UnsafePointer<UInt16>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        ms_axpy_f16(Int32(count), alpha, x, y)
+    }
+}
