@@ -1,3 +1,7 @@
+#ifndef ROPE0
+#define ROPE0 fmaf(x0, c[i], -(x1 * s[i]))
+#define ROPE1 fmaf(x0, s[i], x1 * c[i])
+#endif
 #include "ms_kernels.h"
 
 #include <math.h>
@@ -71,45 +75,61 @@ static inline uint16_t load_u16(const uint8_t *p) {
 // ---------------------------------------------------------------------------------------------------------------
 // Portable kernels.
 
+// The portable kernels reproduce the AVX2 kernels' arithmetic exactly (eight float lanes, fused multiply-adds,
+// the same reduction tree), so both paths give bit-identical results.
+
+/// Horizontal sum of eight lanes in the AVX2 order: (i, i+4), then (0, 2) and (1, 3), then the last pair.
+static inline float hsum8(const float *acc) {
+    float t[4];
+    for (int i = 0; i < 4; i++) t[i] = acc[i] + acc[i + 4];
+    return (t[0] + t[2]) + (t[1] + t[3]);
+}
+
+/// One block's integer products as eight lanes of four adjacent products (what maddubs + madd produce).
+static inline void lanes_i8(const int8_t *x, const int8_t *y, float *lanes) {
+    for (int k = 0; k < 8; k++) {
+        int sum = 0;
+        for (int j = 4 * k; j < 4 * k + 4; j++) sum += x[j] * y[j];
+        lanes[k] = (float)sum;
+    }
+}
+
 static float dot_q4_1_q8_1_portable(int blocks, const void *w, const int8_t *q, const float *d, const float *s) {
     const uint8_t *x = (const uint8_t *)w;
-    float sum = 0;
+    float acc[8] = {0}, lanes[8], summs = 0;
+    int8_t nib[32];
     for (int b = 0; b < blocks; b++, x += 20) {
-        const int8_t *y = q + b * 32;
-        int isum = 0;
-        for (int j = 0; j < 16; j++) {
-            isum += (x[4 + j] & 0x0F) * y[j] + (x[4 + j] >> 4) * y[j + 16];
-        }
-        sum += half_to_float(load_u16(x)) * d[b] * (float)isum + half_to_float(load_u16(x + 2)) * s[b];
+        summs = fmaf(half_to_float(load_u16(x + 2)), s[b], summs);
+        for (int j = 0; j < 16; j++) { nib[j] = (int8_t)(x[4 + j] & 0x0F); nib[j + 16] = (int8_t)(x[4 + j] >> 4); }
+        lanes_i8(nib, q + b * 32, lanes);
+        const float scale = half_to_float(load_u16(x)) * d[b];
+        for (int k = 0; k < 8; k++) acc[k] = fmaf(scale, lanes[k], acc[k]);
     }
-    return sum;
+    return hsum8(acc) + summs;
 }
 
 static float dot_q4_0_q8_0_portable(int blocks, const void *w, const int8_t *q, const float *d) {
     const uint8_t *x = (const uint8_t *)w;
-    float sum = 0;
+    float acc[8] = {0}, lanes[8];
+    int8_t nib[32];
     for (int b = 0; b < blocks; b++, x += 18) {
-        const int8_t *y = q + b * 32;
-        int isum = 0;
-        for (int j = 0; j < 16; j++) {
-            isum += ((x[2 + j] & 0x0F) - 8) * y[j] + ((x[2 + j] >> 4) - 8) * y[j + 16];
-        }
-        sum += half_to_float(load_u16(x)) * d[b] * (float)isum;
+        for (int j = 0; j < 16; j++) { nib[j] = (int8_t)((x[2 + j] & 0x0F) - 8); nib[j + 16] = (int8_t)((x[2 + j] >> 4) - 8); }
+        lanes_i8(nib, q + b * 32, lanes);
+        const float scale = half_to_float(load_u16(x)) * d[b];
+        for (int k = 0; k < 8; k++) acc[k] = fmaf(scale, lanes[k], acc[k]);
     }
-    return sum;
+    return hsum8(acc);
 }
 
 static float dot_q8_0_q8_0_portable(int blocks, const void *w, const int8_t *q, const float *d) {
     const uint8_t *x = (const uint8_t *)w;
-    float sum = 0;
+    float acc[8] = {0}, lanes[8];
     for (int b = 0; b < blocks; b++, x += 34) {
-        const int8_t *xq = (const int8_t *)(x + 2);
-        const int8_t *y = q + b * 32;
-        int isum = 0;
-        for (int j = 0; j < 32; j++) isum += xq[j] * y[j];
-        sum += half_to_float(load_u16(x)) * d[b] * (float)isum;
+        lanes_i8((const int8_t *)(x + 2), q + b * 32, lanes);
+        const float scale = half_to_float(load_u16(x)) * d[b];
+        for (int k = 0; k < 8; k++) acc[k] = fmaf(scale, lanes[k], acc[k]);
     }
-    return sum;
+    return hsum8(acc);
 }
 
 static void quantize_q8_portable(int blocks, const float *x, int8_t *q, float *d, float *s) {
@@ -139,19 +159,37 @@ static void float_to_half_portable(int n, const float *f, uint16_t *h) {
 }
 
 static float dot_f32_portable(int n, const float *a, const float *b) {
-    float sum = 0;
-    for (int i = 0; i < n; i++) sum += a[i] * b[i];
+    float acc0[8] = {0}, acc1[8] = {0}, both[8];
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        for (int k = 0; k < 8; k++) {
+            acc0[k] = fmaf(a[i + k], b[i + k], acc0[k]);
+            acc1[k] = fmaf(a[i + 8 + k], b[i + 8 + k], acc1[k]);
+        }
+    }
+    for (int k = 0; k < 8; k++) both[k] = acc0[k] + acc1[k];
+    float sum = hsum8(both);
+    for (; i < n; i++) sum = fmaf(a[i], b[i], sum);
     return sum;
 }
 
 static float dot_f16_f32_portable(int n, const uint16_t *a, const float *b) {
-    float sum = 0;
-    for (int i = 0; i < n; i++) sum += half_to_float(a[i]) * b[i];
+    float acc0[8] = {0}, acc1[8] = {0}, both[8];
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        for (int k = 0; k < 8; k++) {
+            acc0[k] = fmaf(half_to_float(a[i + k]), b[i + k], acc0[k]);
+            acc1[k] = fmaf(half_to_float(a[i + 8 + k]), b[i + 8 + k], acc1[k]);
+        }
+    }
+    for (int k = 0; k < 8; k++) both[k] = acc0[k] + acc1[k];
+    float sum = hsum8(both);
+    for (; i < n; i++) sum = fmaf(half_to_float(a[i]), b[i], sum);
     return sum;
 }
 
 static void axpy_f16_portable(int n, float a, const uint16_t *x, float *y) {
-    for (int i = 0; i < n; i++) y[i] += a * half_to_float(x[i]);
+    for (int i = 0; i < n; i++) y[i] = fmaf(a, half_to_float(x[i]), y[i]);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -195,7 +233,7 @@ MS_AVX2 static float dot_q4_1_q8_1_avx2(int blocks, const void *w, const int8_t 
     __m256 acc = _mm256_setzero_ps();
     float summs = 0;
     for (int b = 0; b < blocks; b++, x += 20) {
-        summs += h2f(x + 2) * s[b];
+        summs = fmaf(h2f(x + 2), s[b], summs);
         __m256i qx = nibbles(x + 4);
         __m256i qy = _mm256_loadu_si256((const __m256i *)(q + b * 32));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x) * d[b]), mul_sum_us8(qx, qy), acc);
@@ -282,7 +320,7 @@ MS_AVX2 static float dot_f32_avx2(int n, const float *a, const float *b) {
         acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
     }
     float sum = hsum256(_mm256_add_ps(acc0, acc1));
-    for (; i < n; i++) sum += a[i] * b[i];
+    for (; i < n; i++) sum = fmaf(a[i], b[i], sum);
     return sum;
 }
 
@@ -294,7 +332,7 @@ MS_AVX2 static float dot_f16_f32_avx2(int n, const uint16_t *a, const float *b) 
         acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i + 8))), _mm256_loadu_ps(b + i + 8), acc1);
     }
     float sum = hsum256(_mm256_add_ps(acc0, acc1));
-    for (; i < n; i++) sum += _cvtsh_ss(a[i]) * b[i];
+    for (; i < n; i++) sum = fmaf(_cvtsh_ss(a[i]), b[i], sum);
     return sum;
 }
 
@@ -305,9 +343,66 @@ MS_AVX2 static void axpy_f16_avx2(int n, float a, const uint16_t *x, float *y) {
         __m256 vx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i)));
         _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, vx, _mm256_loadu_ps(y + i)));
     }
-    for (; i < n; i++) y[i] += a * _cvtsh_ss(x[i]);
+    for (; i < n; i++) y[i] = fmaf(a, _cvtsh_ss(x[i]), y[i]);
 }
 #endif
+
+// ---------------------------------------------------------------------------------------------------------------
+// Activation and reduction orders that follow llama.cpp's, for parity.
+
+static inline float expf_poly(float x) {
+    const float shift = 0x1.8p23f;
+    const float z = fmaf(x, 0x1.715476p+0f, shift);
+    const float n = z - shift;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                         fmaf(0x1.ffffecp-1f, b, 1.0f));
+    if (fabsf(n) > 192) return n <= 0 ? 0.0f : INFINITY;
+    return ldexpf(j, (int)n);
+}
+
+void ms_swiglu(int n, const float *gate, const float *up, float *out) {
+    for (int i = 0; i < n; i++) {
+        const float x = gate[i];
+        out[i] = (x / (1.0f + expf_poly(0.0f - x))) * up[i];
+    }
+}
+
+void ms_rope_pairs(int pairs, const float *c, const float *s, float *x) {
+    for (int i = 0; i < pairs; i++) {
+        const float x0 = x[2 * i], x1 = x[2 * i + 1];
+        x[2 * i] = ROPE0;
+        x[2 * i + 1] = ROPE1;
+    }
+}
+
+float ms_dot_f16_tree(int n, const uint16_t *a, const uint16_t *b) {
+    float acc[4][16];
+    memset(acc, 0, sizeof(acc));
+    const int np = n - n % 64;
+    float ax[64], bx[64];
+    for (int i = 0; i < np; i += 64) {
+        ms_half_to_float(64, a + i, ax);
+        ms_half_to_float(64, b + i, bx);
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 16; l++) acc[j][l] = fmaf(ax[16 * j + l], bx[16 * j + l], acc[j][l]);
+    }
+    // Accumulators pairwise: (0 + 2), (1 + 3), then the two sums.
+    for (int l = 0; l < 16; l++) {
+        acc[0][l] += acc[2][l];
+        acc[1][l] += acc[3][l];
+        acc[0][l] += acc[1][l];
+    }
+    // Lanes: 16 -> 8 -> 4 -> 2 -> 1, high half added to low half.
+    float t[8], u[4];
+    for (int l = 0; l < 8; l++) t[l] = acc[0][l + 8] + acc[0][l];
+    for (int l = 0; l < 4; l++) u[l] = t[l + 4] + t[l];
+    const float w0 = u[0] + u[2], w1 = u[1] + u[3];
+    double sum = (double)(w0 + w1);
+    for (int i = np; i < n; i++) sum += (double)(half_to_float(a[i]) * half_to_float(b[i]));
+    return (float)sum;
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Attention (built on the dispatched helpers below).
@@ -315,12 +410,11 @@ MS_AVX2 static void axpy_f16_avx2(int n, float a, const uint16_t *x, float *y) {
 void ms_attend(int n, int head_size, float scale, const float *q, const uint16_t *keys, const uint16_t *values,
                int stride, int half_accumulator, float *out) {
     float query[512];
-    uint16_t acc16[512];
+    uint16_t acc16[512], query16[512];
     float row[512];
     if (head_size > 512) return;
     if (half_accumulator) {
-        ms_float_to_half(head_size, q, acc16);
-        ms_half_to_float(head_size, acc16, query);
+        ms_float_to_half(head_size, q, query16);
         memset(acc16, 0, sizeof(uint16_t) * (size_t)head_size);
     } else {
         memcpy(query, q, sizeof(float) * (size_t)head_size);
@@ -328,7 +422,8 @@ void ms_attend(int n, int head_size, float scale, const float *q, const uint16_t
     }
     float sum = 0, max = -INFINITY;
     for (int p = 0; p < n; p++) {
-        const float s = ms_dot_f16_f32(head_size, keys + (size_t)p * stride, query) * scale;
+        const float s = (half_accumulator ? ms_dot_f16_tree(head_size, keys + (size_t)p * stride, query16)
+                                          : ms_dot_f16_f32(head_size, keys + (size_t)p * stride, query)) * scale;
         float ms = 1.0f, vs = 1.0f;
         if (s > max) {
             const float old = max;
@@ -351,7 +446,7 @@ void ms_attend(int n, int head_size, float scale, const float *q, const uint16_t
         } else {
             ms_axpy_f16(head_size, vs, values + (size_t)p * stride, out);
         }
-        sum = sum * ms + vs;
+        sum = fmaf(sum, ms, vs);
     }
     if (half_accumulator) ms_half_to_float(head_size, acc16, out);
     const float inv = sum > 0 ? 1.0f / sum : 0.0f;

@@ -23,9 +23,9 @@ enum Ops {
 
     /// `gate = silu(gate) * up`, with `silu(g) = g / (1 + e^-g)`.
     static func swiGLU(gate: inout [Float], up: [Float]) {
-        for i in 0..<gate.count {
-            let g = gate[i]
-            gate[i] = g / (1 + Foundation.exp(-g)) * up[i]
+        let n = Int32(gate.count)
+        gate.withUnsafeMutableBufferPointer { g in
+            up.withUnsafeBufferPointer { ms_swiglu(n, g.baseAddress!, $0.baseAddress!, g.baseAddress!) }
         }
     }
 }
@@ -56,14 +56,15 @@ struct RotaryEmbedding {
     func apply(_ x: inout [Float], heads: Int, headSize: Int) {
         let pairs = dimensions / 2
         let rows = x.count / (heads * headSize)
-        for r in 0..<rows {
-            for h in 0..<heads {
-                let base = (r * heads + h) * headSize
-                for i in 0..<pairs {
-                    let c = cosines[r * pairs + i], s = sines[r * pairs + i]
-                    let x0 = x[base + 2 * i], x1 = x[base + 2 * i + 1]
-                    x[base + 2 * i] = x0 * c - x1 * s
-                    x[base + 2 * i + 1] = x0 * s + x1 * c
+        x.withUnsafeMutableBufferPointer { x in
+            cosines.withUnsafeBufferPointer { c in
+                sines.withUnsafeBufferPointer { s in
+                    for r in 0..<rows {
+                        for h in 0..<heads {
+                            ms_rope_pairs(Int32(pairs), c.baseAddress! + r * pairs, s.baseAddress! + r * pairs,
+                                          x.baseAddress! + (r * heads + h) * headSize)
+                        }
+                    }
                 }
             }
         }

@@ -43,6 +43,18 @@ float ms_dot_f16_f32(int n, const uint16_t *a, const float *b);
 /// `y += a * x` with half-precision `x`.
 void ms_axpy_f16(int n, float a, const uint16_t *x, float *y);
 
+/// `out = silu(gate) * up` with `silu(x) = x / (1 + e^-x)`, e^x by the polynomial llama.cpp's vector code uses
+/// (ARM optimized-routines expf: range reduction by ln 2, degree-5 polynomial, 2^n scaling).
+void ms_swiglu(int n, const float *gate, const float *up, float *out);
+
+/// Dot product of two half-precision rows summed in llama.cpp's AVX-512 order (four accumulators of 16 lanes per
+/// 64 elements, pairwise tree reduction), so attention scores match its flash-attention kernel bit for bit.
+float ms_dot_f16_tree(int n, const uint16_t *a, const uint16_t *b);
+
+/// Rotates `pairs` adjacent pairs `(x[2i], x[2i+1])` by angles with cosines `c[i]` and sines `s[i]`, rounding as
+/// llama.cpp's build does (its compiler fuses the first product of each line into a multiply-add).
+void ms_rope_pairs(int pairs, const float *c, const float *s, float *x);
+
 /// Attention of one query head over `n` cached positions (keys and values as half-precision bits, position `p`
 /// at `keys + p * stride`), with online softmax. With `half_accumulator`, the query is rounded to half precision and
 /// the weighted sum of values is kept in half precision, rounding after every step, as llama.cpp's CPU flash

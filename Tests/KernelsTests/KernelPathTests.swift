@@ -1,0 +1,87 @@
+import CKernels
+import Testing
+@testable import Kernels
+
+/// Both kernel paths compute the same numbers: bit-identical where the arithmetic is exact (quantization, half
+/// conversion), equal up to float summation order otherwise.
+@Suite(.serialized) struct KernelPathTests {
+    func onEachPath<T>(_ body: () -> T) -> [T] {
+        let saved = KernelPath.current
+        defer { KernelPath.current = saved }
+        return KernelPath.allCases.filter { $0.rawValue <= KernelPath.best.rawValue }.map { path in
+            KernelPath.current = path
+            return body()
+        }
+    }
+
+    @Test func halfConversionIsIdenticalAndExact() {
+        // Every half-precision pattern, through both paths.
+        let all = (0...UInt16.max).map { $0 }
+        let floats = onEachPath { () -> [Float] in
+            var out = [Float](repeating: 0, count: all.count)
+            Half.decode(all, &out, count: all.count)
+            return out
+        }
+        for f in floats.dropFirst() {
+            #expect(zip(f, floats[0]).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) })
+        }
+        #expect(floats[0][0x3C00] == 1 && floats[0][0xC000] == -2 && floats[0][0x0001] == Float(Float16(bitPattern: 1)))
+        // Floats to half: round to nearest even, overflow to infinity, subnormals.
+        var rng = SplitMix(11)
+        var samples: [Float] = [0, -0, 1, 65504, 65520, 1e-8, 6e-8, 3e-5, 1.0009765625, .infinity, -.infinity]
+        for _ in 0..<20000 { samples.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()) & 0xC7FF_FFFF)) }
+        let halves = onEachPath { () -> [UInt16] in
+            var out = [UInt16](repeating: 0, count: samples.count)
+            Half.encode(samples, &out, count: samples.count)
+            return out
+        }
+        for h in halves.dropFirst() { #expect(h == halves[0]) }
+        for (x, h) in zip(samples, halves[0]) where !x.isNaN {
+            #expect(h == Float16(x).bitPattern, "\(x)")
+        }
+    }
+
+    @Test func quantizationIsIdentical() {
+        var rng = SplitMix(5)
+        let x = (0..<(32 * 64)).map { i in i % 97 == 0 ? 0 : rng.float(-8, 8) * (i % 5 == 0 ? 100 : 1) }
+        let results = onEachPath { () -> Q8Activations in
+            var q = Q8Activations(rows: 4, columns: 512)
+            x.withUnsafeBufferPointer { q.quantize($0.baseAddress!, rows: 4) }
+            return q
+        }
+        for r in results.dropFirst() {
+            #expect(r.values == results[0].values)
+            #expect(r.scales == results[0].scales)
+            #expect(r.sums == results[0].sums)
+        }
+    }
+
+    @Test func dotProductsAreBitIdentical() {
+        var rng = SplitMix(9)
+        let blocks = 48
+        var q41 = [UInt8](), q40 = [UInt8](), q80 = [UInt8]()
+        func half(_ x: Float, into bytes: inout [UInt8]) { withUnsafeBytes(of: Float16(x).bitPattern) { bytes += $0 } }
+        for _ in 0..<blocks {
+            half(rng.float(0.01, 0.05), into: &q41); half(rng.float(-0.5, 0), into: &q41)
+            half(rng.float(0.01, 0.05), into: &q40)
+            half(rng.float(0.001, 0.01), into: &q80)
+            for _ in 0..<16 { q41.append(UInt8(truncatingIfNeeded: rng.next())); q40.append(UInt8(truncatingIfNeeded: rng.next())) }
+            for _ in 0..<32 { q80.append(UInt8(truncatingIfNeeded: rng.next())) }
+        }
+        let x = (0..<(blocks * 32)).map { _ in rng.float(-3, 3) }
+        let halves = x.map { Float16($0).bitPattern }
+        var act = Q8Activations(rows: 1, columns: blocks * 32)
+        x.withUnsafeBufferPointer { act.quantize($0.baseAddress!, rows: 1) }
+        let n = Int32(x.count - 5)  // leave a tail for the float kernels
+        let results = onEachPath { () -> [UInt32] in
+            var y = x
+            ms_axpy_f16(n, 0.37, halves, &y)
+            return [ms_dot_q4_1_q8_1(Int32(blocks), q41, act.values, act.scales, act.sums),
+                    ms_dot_q4_0_q8_0(Int32(blocks), q40, act.values, act.scales),
+                    ms_dot_q8_0_q8_0(Int32(blocks), q80, act.values, act.scales),
+                    ms_dot_f32(n, x, y), ms_dot_f16_f32(n, halves, x)].map(\.bitPattern) + y.map(\.bitPattern)
+        }
+        for r in results.dropFirst() { #expect(r == results[0]) }
+        #expect(results[0].prefix(5).allSatisfy { Float(bitPattern: $0).isFinite && $0 != 0 })
+    }
+}
