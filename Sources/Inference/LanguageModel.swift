@@ -91,3 +91,16 @@ public enum InferenceError: Error, CustomStringConvertible, Equatable, Sendable 
         }
     }
 }
+
+extension LanguageModel {
+    /// The log-probability of each token of `continuation` after `prompt`, from one forward pass over both.
+    public func logProbabilities(of continuation: [Int], after prompt: [Int]) throws -> [Double] {
+        guard !prompt.isEmpty else { throw InferenceError.emptyInput }
+        guard !continuation.isEmpty else { return [] }
+        let tokens = prompt + continuation
+        let cache = newCache(capacity: tokens.count)
+        // Rows from the last prompt token on predict the continuation; its last token predicts nothing we score.
+        let result = try forward(Array(tokens.dropLast()), cache: cache, outputs: .from(prompt.count - 1))
+        return continuation.indices.map { i in LogProbabilities.of(continuation[i], in: result.logits(row: i)) }
+    }
+}

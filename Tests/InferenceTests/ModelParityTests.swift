@@ -127,6 +127,22 @@ func greedy(_ model: any LanguageModel, prompt: [Int], steps: Int) throws -> (to
         #expect(hidden.contains { $0 != 0 })
     }
 
+    /// Scoring a continuation in one pass gives the log-probabilities llama.cpp reported while generating it.
+    /// (Passes of 64 tokens or more take the single-precision attention path, as llama.cpp's do, so the comparison
+    /// uses the prompts whose prompt and continuation fit in fewer.)
+    @Test func scoresContinuationsAsLlamaCppGeneratedThem() throws {
+        let loaded = try SmolLM2.loaded.get()
+        let short = try Self.references().filter { $0.prompt_ids.count + $0.generated_ids.count - 1 < Attention.halfAccumulatorBelow }
+        #expect(short.count >= 8)
+        for ref in short {
+            let scores = try loaded.model.logProbabilities(of: ref.generated_ids, after: ref.prompt_ids)
+            #expect(scores.count == ref.generated_ids.count)
+            for (i, score) in scores.enumerated() {
+                #expect(abs(score - ref.top[i][0][1]) < 1e-4, "\(ref.name) step \(i)")
+            }
+        }
+    }
+
     @Test func rejectsBadInputWithClearErrors() throws {
         let loaded = try SmolLM2.loaded.get()
         let cache = loaded.model.newCache(capacity: 4)

@@ -1,0 +1,34 @@
+# Microscale: the two set-up commands. Each installs what it needs, then runs.
+#   make demo   fetch the model, build, and run the main job on the embedded engine
+#   make test   fetch the model, build in release mode, and run every test
+
+SWIFT ?= swift
+RELEASE := -c release
+MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
+
+.PHONY: demo test models build deps bench
+
+# Debian packages the build and the set-up need (the Swift toolchain itself ships with the machine image).
+deps:
+	@missing=""; \
+	for tool in python3 sha256sum make; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	python3 -m pip --version >/dev/null 2>&1 || missing="$$missing python3-pip"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && apt-get install -y -qq python3 python3-pip coreutils make >/dev/null; \
+	fi
+	@command -v $(SWIFT) >/dev/null || { echo "error: no Swift toolchain on PATH (expected Swift 6 at /opt/swift/usr/bin)"; exit 1; }
+
+models: deps
+	@scripts/fetch-models.sh
+
+build: deps
+	$(SWIFT) build $(RELEASE)
+
+demo: models build
+	@scripts/demo.sh
+
+# Model-level tests run in release mode: numeric code in a debug build is 10-100x slower.
+test: models
+	$(SWIFT) build $(RELEASE) --build-tests -Xswiftc -enable-testing
+	$(SWIFT) test $(RELEASE) -Xswiftc -enable-testing --skip-build
