@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GGUF
+import Tokenizers
 
 /// `microscale inspect FILE`: what a GGUF file holds.
 struct Inspect: ParsableCommand {
@@ -17,6 +18,26 @@ struct Inspect: ParsableCommand {
         print("file: \(file)")
         print("GGUF version \(gguf.version), \(gguf.metadata.count) metadata keys, \(gguf.tensors.count) tensors, alignment \(gguf.alignment)")
         print("architecture: \(gguf.architecture ?? "(none)")")
+        if let arch = gguf.architecture {
+            let keys = ["context_length", "embedding_length", "block_count", "feed_forward_length", "attention.head_count",
+                        "attention.head_count_kv", "rope.freq_base", "rope.dimension_count", "attention.layer_norm_rms_epsilon"]
+            let found = keys.compactMap { k in gguf.metadata["\(arch).\(k)"].map { "\(k) \(render($0, full: false))" } }
+            if !found.isEmpty { print("hyper-parameters: " + found.joined(separator: ", ")) }
+        }
+        if let model = gguf.metadata["tokenizer.ggml.model"]?.stringValue {
+            var facts = ["model \(model)"]
+            if let pre = gguf.metadata["tokenizer.ggml.pre"]?.stringValue { facts.append("pre-tokenizer \(pre)") }
+            if let tokens = gguf.metadata["tokenizer.ggml.tokens"]?.arrayValue { facts.append("\(tokens.count) tokens") }
+            if let merges = gguf.metadata["tokenizer.ggml.merges"]?.arrayValue { facts.append("\(merges.count) merges") }
+            for (key, label) in [("bos_token_id", "BOS"), ("eos_token_id", "EOS"), ("padding_token_id", "PAD")] {
+                if let id = gguf.metadata["tokenizer.ggml.\(key)"]?.intValue { facts.append("\(label) \(id)") }
+            }
+            if let addBOS = gguf.metadata["tokenizer.ggml.add_bos_token"]?.boolValue { facts.append(addBOS ? "adds BOS" : "no BOS added") }
+            if let template = gguf.metadata["tokenizer.chat_template"]?.stringValue {
+                facts.append((try? ChatTemplate(template: template)).map { _ in "ChatML chat template" } ?? "chat template (not recognised)")
+            }
+            print("tokenizer: " + facts.joined(separator: ", "))
+        }
         print("\nmetadata:")
         for key in gguf.metadataKeys {
             guard let value = gguf.metadata[key] else { continue }
