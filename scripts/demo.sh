@@ -6,8 +6,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$root/.build/release/microscale"
 model="${MICROSCALE_MODELS:-$root/models}/SmolLM2-135M-Instruct.Q4_1.gguf"
 
-echo "== inspect (first lines)"
-"$bin" inspect "$model" | head -12
+echo "== inspect (summary)"
+summary="$("$bin" inspect "$model")"
+sed -n 1,5p <<<"$summary"
 echo
 for prompt in \
   "My card still hasn't arrived after two weeks. What should I do?" \

@@ -14,7 +14,7 @@ models=(
 )
 
 verified() {  # file size sha
-  [ -f "$1" ] && [ "$(stat -c %s "$1")" = "$2" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$3" ]
+  [ -f "$1" ] && [ "$(stat -L -c %s "$1")" = "$2" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$3" ]
 }
 
 for entry in "${models[@]}"; do

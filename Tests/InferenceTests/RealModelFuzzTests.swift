@@ -12,14 +12,8 @@ import Testing
     // every outcome is an error, and what is exercised is how each mutation is caught.
     let header = file.dataOffset
     let original = Array(UnsafeRawBufferPointer(start: file.storage.base, count: header + 4096))
-    var state: UInt64 = 0xC0FFEE
-    func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var rng = SeededGenerator(seed: 0xC0FFEE)
+    func next() -> UInt64 { rng.next() }
     var rejected = 0, parsed = 0
     let iterations = 300
     for _ in 0..<iterations {

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import Inference
+
+/// `microscale bench`: prompt-processing and generation throughput, like llama-bench.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure prompt (ppN) and generation (tgN) tokens per second, mean ± standard deviation over repetitions.")
+
+    @Option(help: "Path of a .gguf model file.")
+    var model: String
+
+    @Option(name: [.customShort("p"), .long], help: "Prompt lengths, comma-separated (0 skips).")
+    var prompt = "32,128,512"
+
+    @Option(name: [.customShort("n"), .long], help: "Generated lengths, comma-separated (0 skips).")
+    var generate = "128"
+
+    @Option(name: [.customShort("t"), .long], help: "Thread counts, comma-separated.")
+    var threads = "2"
+
+    @Option(name: [.customShort("r"), .long], help: "Repetitions per test.")
+    var repetitions = 5
+
+    func run() throws {
+        let prompts = try list(prompt), lengths = try list(generate), threadCounts = try list(threads)
+        print("| model | size | threads | test | t/s |")
+        print("|---|---|---|---|---|")
+        let name = URL(fileURLWithPath: model).lastPathComponent
+        for t in threadCounts where t > 0 {
+            let loaded = try LoadedModel(path: model, threads: t)
+            let size = loaded.file.storage.count
+            var rng = SeededGenerator(seed: 42)
+            let vocabulary = loaded.model.vocabularySize
+            for (kind, n) in prompts.filter({ $0 > 0 }).map({ ("pp", $0) }) + lengths.filter({ $0 > 0 }).map({ ("tg", $0) }) {
+                let tokens = (0..<n).map { _ in Int(rng.next() % UInt64(vocabulary)) }
+                var rates: [Double] = []
+                for r in 0...repetitions {
+                    let cache = loaded.model.newCache(capacity: n)
+                    let start = ContinuousClock.now
+                    if kind == "pp" {
+                        _ = try loaded.model.forward(tokens, cache: cache, outputs: .last)
+                    } else {
+                        for token in tokens { _ = try loaded.model.forward([token], cache: cache, outputs: .last) }
+                    }
+                    let elapsed = ContinuousClock.now - start
+                    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+                    if r > 0 { rates.append(Double(n) / seconds) }  // the first run warms caches and pages
+                }
+                let mean = rates.reduce(0, +) / Double(rates.count)
+                let sd = rates.count > 1 ? (rates.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(rates.count - 1)).squareRoot() : 0
+                print(String(format: "| %@ | %.1f MiB | %d | %@%d | %.2f ± %.2f |", name, Double(size) / 1_048_576, t, kind, n, mean, sd))
+            }
+        }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        print(String(format: "peak resident memory: %.1f MB", Double(usage.ru_maxrss) / 1024))
+    }
+
+    private func list(_ text: String) throws -> [Int] {
+        try text.split(separator: ",").map {
+            guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v >= 0 else { throw ValidationError("'\(text)' is not a comma-separated list of counts") }
+            return v
+        }
+    }
+}
