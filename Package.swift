@@ -19,6 +19,8 @@ let package = Package(
         // Innermost loops in C (AVX2 intrinsics with a portable path, chosen at run time): a benchmark showed
         // Swift SIMD's integer widening and half-precision conversions compiling to library calls.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        // The safetensors format (header JSON, bounds-checked offsets, memory-mapped data).
+        .target(name: "Safetensors", dependencies: ["GGUF"]),
         // Numeric kernels: quantized block layouts, activation quantization, matrix products.
         .target(name: "Kernels", dependencies: ["GGUF", "CKernels"]),
         // Tokenizers built from model metadata (byte-level BPE, chat templates).
@@ -38,6 +40,7 @@ let package = Package(
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "GGUF"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
+        .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "GGUF"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "Datasets"], resources: [.copy("Fixtures")]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Kernels", "GGUF", "Tokenizers", "Datasets"], resources: [.copy("Fixtures")]),
     ]
