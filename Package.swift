@@ -26,14 +26,14 @@ let package = Package(
         // Tokenizers built from model metadata (byte-level BPE, chat templates).
         .target(name: "Tokenizers", dependencies: ["GGUF"]),
         // Language-model contract, architectures, KV cache, generation loop, sampling.
-        .target(name: "Inference", dependencies: ["GGUF", "CKernels", "Kernels", "Tokenizers"]),
+        .target(name: "Inference", dependencies: ["GGUF", "Safetensors", "CKernels", "Kernels", "Tokenizers"]),
         // Datasets: CSV reading, the shared data folder, splits.
         .target(name: "Datasets"),
         // The `microscale` command line.
         .executableTarget(
             name: "MicroscaleCLI",
             dependencies: [
-                "GGUF", "Tokenizers", "Inference",
+                "GGUF", "Tokenizers", "Inference", "Datasets",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

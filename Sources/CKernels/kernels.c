@@ -192,6 +192,20 @@ static void axpy_f16_portable(int n, float a, const uint16_t *x, float *y) {
     for (int i = 0; i < n; i++) y[i] = fmaf(a, half_to_float(x[i]), y[i]);
 }
 
+static void gemm_f32_portable(int m, int n, int k, const float *a, int lda, const float *w, int ldw, const float *bias,
+                              float *c, int ldc) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+            c[(size_t)i * ldc + j] = (bias ? bias[j] : 0.0f) + dot_f32_portable(k, a + (size_t)i * lda, w + (size_t)j * ldw);
+}
+
+static void gemm_f16_portable(int m, int n, int k, const float *a, int lda, const uint16_t *w, int ldw, const float *bias,
+                              float *c, int ldc) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+            c[(size_t)i * ldc + j] = (bias ? bias[j] : 0.0f) + dot_f16_f32_portable(k, w + (size_t)j * ldw, a + (size_t)i * lda);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // AVX2 + FMA + F16C kernels.
 
@@ -345,6 +359,62 @@ MS_AVX2 static void axpy_f16_avx2(int n, float a, const uint16_t *x, float *y) {
     }
     for (; i < n; i++) y[i] = fmaf(a, _cvtsh_ss(x[i]), y[i]);
 }
+
+/// Matrix-product kernels for float and half-precision weights: weight rows in pairs on the outside (each pair
+/// read from memory once), activation rows in fours inside, eight accumulators per tile.
+#define MS_GEMM_KERNEL(NAME, WT, LOAD8, DOT)                                                                       \
+MS_AVX2 static void NAME(int m, int n, int k, const float *a, int lda, const WT *w, int ldw, const float *bias,    \
+                         float *c, int ldc) {                                                                       \
+    const int k8 = k & ~7;                                                                                          \
+    int j = 0;                                                                                                      \
+    for (; j + 2 <= n; j += 2) {                                                                                    \
+        const WT *w0 = w + (size_t)j * ldw, *w1 = w0 + ldw;                                                         \
+        const float b0 = bias ? bias[j] : 0.0f, b1 = bias ? bias[j + 1] : 0.0f;                                     \
+        int i = 0;                                                                                                  \
+        for (; i + 4 <= m; i += 4) {                                                                                \
+            const float *a0 = a + (size_t)i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;                  \
+            __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,     \
+                   c31 = c00;                                                                                       \
+            for (int p = 0; p < k8; p += 8) {                                                                       \
+                const __m256 x0 = LOAD8(w0 + p), x1 = LOAD8(w1 + p);                                                \
+                __m256 y = _mm256_loadu_ps(a0 + p);                                                                 \
+                c00 = _mm256_fmadd_ps(y, x0, c00); c01 = _mm256_fmadd_ps(y, x1, c01);                               \
+                y = _mm256_loadu_ps(a1 + p);                                                                        \
+                c10 = _mm256_fmadd_ps(y, x0, c10); c11 = _mm256_fmadd_ps(y, x1, c11);                               \
+                y = _mm256_loadu_ps(a2 + p);                                                                        \
+                c20 = _mm256_fmadd_ps(y, x0, c20); c21 = _mm256_fmadd_ps(y, x1, c21);                               \
+                y = _mm256_loadu_ps(a3 + p);                                                                        \
+                c30 = _mm256_fmadd_ps(y, x0, c30); c31 = _mm256_fmadd_ps(y, x1, c31);                               \
+            }                                                                                                       \
+            float r[8] = {hsum256(c00), hsum256(c01), hsum256(c10), hsum256(c11),                                   \
+                          hsum256(c20), hsum256(c21), hsum256(c30), hsum256(c31)};                                  \
+            if (k8 < k) {                                                                                           \
+                r[0] += DOT(k - k8, w0 + k8, a0 + k8); r[1] += DOT(k - k8, w1 + k8, a0 + k8);                       \
+                r[2] += DOT(k - k8, w0 + k8, a1 + k8); r[3] += DOT(k - k8, w1 + k8, a1 + k8);                       \
+                r[4] += DOT(k - k8, w0 + k8, a2 + k8); r[5] += DOT(k - k8, w1 + k8, a2 + k8);                       \
+                r[6] += DOT(k - k8, w0 + k8, a3 + k8); r[7] += DOT(k - k8, w1 + k8, a3 + k8);                       \
+            }                                                                                                       \
+            for (int t = 0; t < 4; t++) {                                                                           \
+                c[(size_t)(i + t) * ldc + j] = b0 + r[2 * t];                                                       \
+                c[(size_t)(i + t) * ldc + j + 1] = b1 + r[2 * t + 1];                                               \
+            }                                                                                                       \
+        }                                                                                                           \
+        for (; i < m; i++) {                                                                                        \
+            c[(size_t)i * ldc + j] = b0 + DOT(k, w0, a + (size_t)i * lda);                                          \
+            c[(size_t)i * ldc + j + 1] = b1 + DOT(k, w1, a + (size_t)i * lda);                                      \
+        }                                                                                                           \
+    }                                                                                                               \
+    for (; j < n; j++)                                                                                              \
+        for (int i = 0; i < m; i++)                                                                                 \
+            c[(size_t)i * ldc + j] = (bias ? bias[j] : 0.0f) + DOT(k, w + (size_t)j * ldw, a + (size_t)i * lda);    \
+}
+
+#define MS_LOAD_F32(p) _mm256_loadu_ps(p)
+#define MS_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define MS_DOT_F32(n, w, x) dot_f32_avx2((n), (w), (x))
+#define MS_DOT_F16(n, w, x) dot_f16_f32_avx2((n), (w), (x))
+MS_GEMM_KERNEL(gemm_f32_avx2, float, MS_LOAD_F32, MS_DOT_F32)
+MS_GEMM_KERNEL(gemm_f16_avx2, uint16_t, MS_LOAD_F16, MS_DOT_F16)
 #endif
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -500,3 +570,9 @@ void ms_float_to_half(int n, const float *f, uint16_t *h) { DISPATCH(float_to_ha
 float ms_dot_f32(int n, const float *a, const float *b) { return DISPATCH(dot_f32, (n, a, b)); }
 float ms_dot_f16_f32(int n, const uint16_t *a, const float *b) { return DISPATCH(dot_f16_f32, (n, a, b)); }
 void ms_axpy_f16(int n, float a, const uint16_t *x, float *y) { DISPATCH(axpy_f16, (n, a, x, y)); }
+void ms_gemm_f32(int m, int n, int k, const float *a, int lda, const float *w, int ldw, const float *bias, float *c, int ldc) {
+    DISPATCH(gemm_f32, (m, n, k, a, lda, w, ldw, bias, c, ldc));
+}
+void ms_gemm_f16(int m, int n, int k, const float *a, int lda, const uint16_t *w, int ldw, const float *bias, float *c, int ldc) {
+    DISPATCH(gemm_f16, (m, n, k, a, lda, w, ldw, bias, c, ldc));
+}

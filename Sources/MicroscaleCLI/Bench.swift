@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Datasets
 import Inference
 
 /// `microscale bench`: prompt-processing and generation throughput, like llama-bench.
@@ -7,8 +8,17 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure prompt (ppN) and generation (tgN) tokens per second, mean ± standard deviation over repetitions.")
 
-    @Option(help: "Path of a .gguf model file.")
-    var model: String
+    @Option(help: "Path of a .gguf model file (generation benchmark).")
+    var model: String?
+
+    @Option(help: "A backbone to benchmark instead (minilm, bert:DIR, gguf:FILE): embeddings per second and latency.")
+    var backbone: String?
+
+    @Option(help: "Batch sizes for the backbone benchmark, comma-separated.")
+    var batch = "1,32"
+
+    @Option(help: "Texts for the backbone benchmark (banking77 queries from the shared data).")
+    var texts = 320
 
     @Option(name: [.customShort("p"), .long], help: "Prompt lengths, comma-separated (0 skips).")
     var prompt = "32,128,512"
@@ -23,6 +33,8 @@ struct Bench: ParsableCommand {
     var repetitions = 5
 
     func run() throws {
+        if let backbone { return try benchmarkBackbone(backbone) }
+        guard let model else { throw ValidationError("give --model FILE (generation) or --backbone NAME (embeddings)") }
         let prompts = try list(prompt), lengths = try list(generate), threadCounts = try list(threads)
         print("| model | size | threads | test | t/s |")
         print("|---|---|---|---|---|")
@@ -56,6 +68,43 @@ struct Bench: ParsableCommand {
         getrusage(RUSAGE_SELF.rawValue, &usage)
         print(String(format: "peak resident memory: %.1f MB", Double(usage.ru_maxrss) / 1024))
     }
+
+    /// Embeddings per second at each batch size, and single-query latency percentiles, over banking77 queries.
+    private func benchmarkBackbone(_ spec: String) throws {
+        let model = try Backbones.make(spec, threads: try list(threads).first ?? 2)
+        let all = try CSVTable(path: SharedData.directory + "/banking77/train.csv").column("text")
+        let queries = stride(from: 0, to: all.count, by: max(1, all.count / texts)).prefix(texts).map { all[$0] }
+        if let bert = model as? BertEncoder {
+            let lengths = queries.map { bert.tokenizer.encode($0).count }
+            print(String(format: "%d banking77 queries, %.1f tokens on average with [CLS] and [SEP]", queries.count, Double(lengths.reduce(0, +)) / Double(lengths.count)))
+        }
+        _ = try model.embed(Array(queries.prefix(8)))  // warm up
+        print("| backbone | batch | embeddings/s | p50 ms per call | p99 ms per call |")
+        print("|---|---|---|---|---|")
+        for b in try list(batch) where b > 0 {
+            var latencies: [Double] = []
+            let start = ContinuousClock.now
+            for r in 0..<repetitions {
+                var i = 0
+                while i < queries.count {
+                    let chunk = Array(queries[i..<min(queries.count, i + b)])
+                    let t0 = ContinuousClock.now
+                    _ = try model.embed(chunk)
+                    if r > 0 || repetitions == 1 { latencies.append(seconds(ContinuousClock.now - t0) * 1000) }
+                    i += b
+                }
+            }
+            let total = seconds(ContinuousClock.now - start)
+            latencies.sort()
+            let p = { (q: Double) in latencies[min(latencies.count - 1, Int(q * Double(latencies.count)))] }
+            print(String(format: "| %@ | %d | %.1f | %.2f | %.2f |", model.identifier, b, Double(queries.count * repetitions) / total, p(0.5), p(0.99)))
+        }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        print(String(format: "peak resident memory: %.1f MB", Double(usage.ru_maxrss) / 1024))
+    }
+
+    private func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
 
     private func list(_ text: String) throws -> [Int] {
         try text.split(separator: ",").map {

@@ -55,6 +55,13 @@ float ms_dot_f16_tree(int n, const uint16_t *a, const uint16_t *b);
 /// llama.cpp's build does (its compiler fuses the first product of each line into a multiply-add).
 void ms_rope_pairs(int pairs, const float *c, const float *s, float *x);
 
+/// `c[i][j] = bias[j] + Σ_p a[i][p] · w[j][p]` for `m` activation rows and `n` weight rows of length `k`
+/// (row strides `lda`, `ldw`, `ldc`; `bias` may be NULL). Tiles of 4 activation rows by 2 weight rows.
+void ms_gemm_f32(int m, int n, int k, const float *a, int lda, const float *w, int ldw, const float *bias, float *c, int ldc);
+
+/// As `ms_gemm_f32`, with half-precision weights (half the memory traffic).
+void ms_gemm_f16(int m, int n, int k, const float *a, int lda, const uint16_t *w, int ldw, const float *bias, float *c, int ldc);
+
 /// Attention of one query head over `n` cached positions (keys and values as half-precision bits, position `p`
 /// at `keys + p * stride`), with online softmax. With `half_accumulator`, the query is rounded to half precision and
 /// the weighted sum of values is kept in half precision, rounding after every step, as llama.cpp's CPU flash

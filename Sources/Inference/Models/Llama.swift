@@ -120,6 +120,23 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
     }
 
     public func forward(_ tokens: [Int], cache: KVCache, outputs: OutputRows, hiddenStates wantHidden: Bool) throws -> ForwardResult {
+        try run(tokens, cache: cache, outputs: outputs, hiddenStates: wantHidden, layers: blocks.count).result!
+    }
+
+    /// The residual stream after the first `afterLayer` blocks (no final norm), for the selected rows: features
+    /// from an intermediate layer.
+    public func residualStream(_ tokens: [Int], cache: KVCache, afterLayer: Int, outputs: OutputRows) throws -> [Float] {
+        guard afterLayer >= 1 && afterLayer <= blocks.count else {
+            throw InferenceError.invalidConfiguration("layer \(afterLayer) is outside 1...\(blocks.count)")
+        }
+        let (_, stream) = try run(tokens, cache: cache, outputs: outputs, hiddenStates: false, layers: afterLayer)
+        let rows = outputs.rows(in: tokens.count), d = configuration.hiddenSize
+        return Array(stream[(rows.lowerBound * d)..<(rows.upperBound * d)])
+    }
+
+    /// Runs the first `layers` blocks; with all of them, also the output norm and head.
+    private func run(_ tokens: [Int], cache: KVCache, outputs: OutputRows, hiddenStates wantHidden: Bool,
+                     layers: Int) throws -> (result: ForwardResult?, stream: [Float]) {
         let c = configuration
         guard !tokens.isEmpty else { throw InferenceError.emptyInput }
         for t in tokens where t < 0 || t >= c.vocabularySize {
@@ -147,7 +164,7 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
         }
         let rope = RotaryEmbedding(dimensions: c.ropeDimensions, base: c.ropeBase, positions: start..<(start + n))
 
-        for (l, layer) in blocks.enumerated() {
+        for (l, layer) in blocks.prefix(layers).enumerated() {
             Ops.rmsNorm(x, weight: layer.attentionNorm, rows: n, epsilon: c.rmsEpsilon, into: &h)
             h.withUnsafeBufferPointer { hp in
                 q.withUnsafeMutableBufferPointer { mm.multiply(layer.q, hp.baseAddress!, tokens: n, into: $0.baseAddress!) }
@@ -176,6 +193,7 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
             Ops.add(&x, h)
         }
         cache.count = start + n
+        if layers < blocks.count { return (nil, x) }
 
         let rows = outputs.rows(in: n)
         var normed = [Float](repeating: 0, count: rows.count * d)
@@ -190,6 +208,6 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
                 logits.withUnsafeMutableBufferPointer { outMM.multiply(output, np.baseAddress!, tokens: rows.count, into: $0.baseAddress!) }
             }
         }
-        return ForwardResult(logits: logits, hiddenStates: wantHidden ? normed : nil, rows: rows.count, vocabularySize: c.vocabularySize)
+        return (ForwardResult(logits: logits, hiddenStates: wantHidden ? normed : nil, rows: rows.count, vocabularySize: c.vocabularySize), x)
     }
 }
