@@ -360,53 +360,56 @@ MS_AVX2 static void axpy_f16_avx2(int n, float a, const uint16_t *x, float *y) {
     for (; i < n; i++) y[i] = fmaf(a, _cvtsh_ss(x[i]), y[i]);
 }
 
-/// Matrix-product kernels for float and half-precision weights: weight rows in pairs on the outside (each pair
-/// read from memory once), activation rows in fours inside, eight accumulators per tile.
+/// Matrix-product kernels for float and half-precision weights. Activation rows go in blocks of 64 (which stay in
+/// L2); within a block, weight rows in pairs on the outside (each pair read once per block), activation rows in
+/// fours inside, eight accumulators per tile. A last tile of fewer than four rows repeats its last row and keeps
+/// only the real results.
 #define MS_GEMM_KERNEL(NAME, WT, LOAD8, DOT)                                                                       \
 MS_AVX2 static void NAME(int m, int n, int k, const float *a, int lda, const WT *w, int ldw, const float *bias,    \
                          float *c, int ldc) {                                                                       \
     const int k8 = k & ~7;                                                                                          \
-    int j = 0;                                                                                                      \
-    for (; j + 2 <= n; j += 2) {                                                                                    \
-        const WT *w0 = w + (size_t)j * ldw, *w1 = w0 + ldw;                                                         \
-        const float b0 = bias ? bias[j] : 0.0f, b1 = bias ? bias[j + 1] : 0.0f;                                     \
-        int i = 0;                                                                                                  \
-        for (; i + 4 <= m; i += 4) {                                                                                \
-            const float *a0 = a + (size_t)i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;                  \
-            __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,     \
-                   c31 = c00;                                                                                       \
-            for (int p = 0; p < k8; p += 8) {                                                                       \
-                const __m256 x0 = LOAD8(w0 + p), x1 = LOAD8(w1 + p);                                                \
-                __m256 y = _mm256_loadu_ps(a0 + p);                                                                 \
-                c00 = _mm256_fmadd_ps(y, x0, c00); c01 = _mm256_fmadd_ps(y, x1, c01);                               \
-                y = _mm256_loadu_ps(a1 + p);                                                                        \
-                c10 = _mm256_fmadd_ps(y, x0, c10); c11 = _mm256_fmadd_ps(y, x1, c11);                               \
-                y = _mm256_loadu_ps(a2 + p);                                                                        \
-                c20 = _mm256_fmadd_ps(y, x0, c20); c21 = _mm256_fmadd_ps(y, x1, c21);                               \
-                y = _mm256_loadu_ps(a3 + p);                                                                        \
-                c30 = _mm256_fmadd_ps(y, x0, c30); c31 = _mm256_fmadd_ps(y, x1, c31);                               \
-            }                                                                                                       \
-            float r[8] = {hsum256(c00), hsum256(c01), hsum256(c10), hsum256(c11),                                   \
-                          hsum256(c20), hsum256(c21), hsum256(c30), hsum256(c31)};                                  \
-            if (k8 < k) {                                                                                           \
-                r[0] += DOT(k - k8, w0 + k8, a0 + k8); r[1] += DOT(k - k8, w1 + k8, a0 + k8);                       \
-                r[2] += DOT(k - k8, w0 + k8, a1 + k8); r[3] += DOT(k - k8, w1 + k8, a1 + k8);                       \
-                r[4] += DOT(k - k8, w0 + k8, a2 + k8); r[5] += DOT(k - k8, w1 + k8, a2 + k8);                       \
-                r[6] += DOT(k - k8, w0 + k8, a3 + k8); r[7] += DOT(k - k8, w1 + k8, a3 + k8);                       \
-            }                                                                                                       \
-            for (int t = 0; t < 4; t++) {                                                                           \
-                c[(size_t)(i + t) * ldc + j] = b0 + r[2 * t];                                                       \
-                c[(size_t)(i + t) * ldc + j + 1] = b1 + r[2 * t + 1];                                               \
+    for (int ib = 0; ib < m; ib += 64) {                                                                            \
+        const int ie = ib + 64 < m ? ib + 64 : m;                                                                   \
+        int j = 0;                                                                                                  \
+        for (; j + 2 <= n; j += 2) {                                                                                \
+            const WT *w0 = w + (size_t)j * ldw, *w1 = w0 + ldw;                                                     \
+            const float b0 = bias ? bias[j] : 0.0f, b1 = bias ? bias[j + 1] : 0.0f;                                 \
+            for (int i = ib; i < ie; i += 4) {                                                                      \
+                const int rows = ie - i < 4 ? ie - i : 4;                                                           \
+                const float *a0 = a + (size_t)i * lda;                                                              \
+                const float *a1 = rows > 1 ? a0 + lda : a0, *a2 = rows > 2 ? a1 + lda : a1;                         \
+                const float *a3 = rows > 3 ? a2 + lda : a2;                                                         \
+                __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,            \
+                       c30 = c00, c31 = c00;                                                                        \
+                for (int p = 0; p < k8; p += 8) {                                                                   \
+                    const __m256 x0 = LOAD8(w0 + p), x1 = LOAD8(w1 + p);                                            \
+                    __m256 y = _mm256_loadu_ps(a0 + p);                                                             \
+                    c00 = _mm256_fmadd_ps(y, x0, c00); c01 = _mm256_fmadd_ps(y, x1, c01);                           \
+                    y = _mm256_loadu_ps(a1 + p);                                                                    \
+                    c10 = _mm256_fmadd_ps(y, x0, c10); c11 = _mm256_fmadd_ps(y, x1, c11);                           \
+                    y = _mm256_loadu_ps(a2 + p);                                                                    \
+                    c20 = _mm256_fmadd_ps(y, x0, c20); c21 = _mm256_fmadd_ps(y, x1, c21);                           \
+                    y = _mm256_loadu_ps(a3 + p);                                                                    \
+                    c30 = _mm256_fmadd_ps(y, x0, c30); c31 = _mm256_fmadd_ps(y, x1, c31);                           \
+                }                                                                                                   \
+                float r[8] = {hsum256(c00), hsum256(c01), hsum256(c10), hsum256(c11),                               \
+                              hsum256(c20), hsum256(c21), hsum256(c30), hsum256(c31)};                              \
+                if (k8 < k) {                                                                                       \
+                    r[0] += DOT(k - k8, w0 + k8, a0 + k8); r[1] += DOT(k - k8, w1 + k8, a0 + k8);                   \
+                    r[2] += DOT(k - k8, w0 + k8, a1 + k8); r[3] += DOT(k - k8, w1 + k8, a1 + k8);                   \
+                    r[4] += DOT(k - k8, w0 + k8, a2 + k8); r[5] += DOT(k - k8, w1 + k8, a2 + k8);                   \
+                    r[6] += DOT(k - k8, w0 + k8, a3 + k8); r[7] += DOT(k - k8, w1 + k8, a3 + k8);                   \
+                }                                                                                                   \
+                for (int t = 0; t < rows; t++) {                                                                    \
+                    c[(size_t)(i + t) * ldc + j] = b0 + r[2 * t];                                                   \
+                    c[(size_t)(i + t) * ldc + j + 1] = b1 + r[2 * t + 1];                                           \
+                }                                                                                                   \
             }                                                                                                       \
         }                                                                                                           \
-        for (; i < m; i++) {                                                                                        \
-            c[(size_t)i * ldc + j] = b0 + DOT(k, w0, a + (size_t)i * lda);                                          \
-            c[(size_t)i * ldc + j + 1] = b1 + DOT(k, w1, a + (size_t)i * lda);                                      \
-        }                                                                                                           \
+        for (; j < n; j++)                                                                                          \
+            for (int i = ib; i < ie; i++)                                                                           \
+                c[(size_t)i * ldc + j] = (bias ? bias[j] : 0.0f) + DOT(k, w + (size_t)j * ldw, a + (size_t)i * lda); \
     }                                                                                                               \
-    for (; j < n; j++)                                                                                              \
-        for (int i = 0; i < m; i++)                                                                                 \
-            c[(size_t)i * ldc + j] = (bias ? bias[j] : 0.0f) + DOT(k, w + (size_t)j * ldw, a + (size_t)i * lda);    \
 }
 
 #define MS_LOAD_F32(p) _mm256_loadu_ps(p)
@@ -472,6 +475,78 @@ float ms_dot_f16_tree(int n, const uint16_t *a, const uint16_t *b) {
     double sum = (double)(w0 + w1);
     for (int i = np; i < n; i++) sum += (double)(half_to_float(a[i]) * half_to_float(b[i]));
     return (float)sum;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Encoder element-wise steps.
+
+static inline float gelu_erf_scalar(float v) {
+    // erf(z) = 1 - (a1 t + a2 t^2 + a3 t^3 + a4 t^4 + a5 t^5) e^(-z^2), t = 1 / (1 + p z), z >= 0
+    // (Abramowitz and Stegun 7.1.26, absolute error below 1.5e-7), odd in z.
+    const float z = fabsf(v) * 0.70710678118654752440f;
+    const float t = 1.0f / (1.0f + 0.3275911f * z);
+    const float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+    const float e = 1.0f - poly * expf(-z * z);
+    return 0.5f * v * (1.0f + (v < 0 ? -e : e));
+}
+
+#ifdef MS_X86
+/// e^x for x <= 0 (here x = -z^2): 2^n · p(b) with n = round(x / ln 2), b = x - n ln 2, a degree-5 polynomial.
+MS_AVX2 static inline __m256 exp_neg_avx2(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    b = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), b);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, b, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, b, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, b, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, b, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, b, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(b, b), _mm256_add_ps(b, _mm256_set1_ps(1.0f)));
+    const __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(scale));
+}
+
+MS_AVX2 static void gelu_erf_avx2(int n, float *x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256 z = _mm256_mul_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(0.70710678118654752440f));
+        const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), z, one));
+        __m256 poly = _mm256_fmadd_ps(_mm256_set1_ps(1.061405429f), t, _mm256_set1_ps(-1.453152027f));
+        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(1.421413741f));
+        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(-0.284496736f));
+        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(0.254829592f));
+        poly = _mm256_mul_ps(poly, t);
+        const __m256 e = _mm256_fnmadd_ps(poly, exp_neg_avx2(_mm256_mul_ps(_mm256_xor_ps(z, sign), z)), one);
+        const __m256 signed_e = _mm256_or_ps(e, _mm256_and_ps(v, sign));
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, signed_e)));
+    }
+    for (; i < n; i++) x[i] = gelu_erf_scalar(x[i]);
+}
+#endif
+
+static void gelu_erf_portable(int n, float *x) {
+    for (int i = 0; i < n; i++) x[i] = gelu_erf_scalar(x[i]);
+}
+
+void ms_add_layer_norm(int rows, int d, float *x, const float *y, const float *weight, const float *bias, float eps) {
+    for (int r = 0; r < rows; r++) {
+        float *row = x + (size_t)r * d;
+        const float *add = y ? y + (size_t)r * d : NULL;
+        double mean = 0;
+        for (int i = 0; i < d; i++) {
+            if (add) row[i] += add[i];
+            mean += row[i];
+        }
+        mean /= d;
+        double var = 0;
+        for (int i = 0; i < d; i++) { const double e = row[i] - mean; var += e * e; }
+        const float inv = (float)(1.0 / sqrt(var / d + eps)), m = (float)mean;
+        for (int i = 0; i < d; i++) row[i] = (row[i] - m) * inv * weight[i] + bias[i];
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -573,6 +648,7 @@ void ms_axpy_f16(int n, float a, const uint16_t *x, float *y) { DISPATCH(axpy_f1
 void ms_gemm_f32(int m, int n, int k, const float *a, int lda, const float *w, int ldw, const float *bias, float *c, int ldc) {
     DISPATCH(gemm_f32, (m, n, k, a, lda, w, ldw, bias, c, ldc));
 }
+void ms_gelu_erf(int n, float *x) { DISPATCH(gelu_erf, (n, x)); }
 void ms_gemm_f16(int m, int n, int k, const float *a, int lda, const uint16_t *w, int ldw, const float *bias, float *c, int ldc) {
     DISPATCH(gemm_f16, (m, n, k, a, lda, w, ldw, bias, c, ldc));
 }

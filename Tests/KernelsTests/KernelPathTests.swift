@@ -85,3 +85,65 @@ import Testing
         #expect(results[0].prefix(5).allSatisfy { Float(bitPattern: $0).isFinite && $0 != 0 })
     }
 }
+
+/// The encoder's kernels against plain references, on every path.
+@Suite(.serialized) struct EncoderKernelTests {
+    func onEachPath(_ body: () -> Void) {
+        let saved = KernelPath.current
+        defer { KernelPath.current = saved }
+        for path in KernelPath.allCases where path.rawValue <= KernelPath.best.rawValue {
+            KernelPath.current = path
+            body()
+        }
+    }
+
+    @Test func geluMatchesExactErf() {
+        let x = (0..<4001).map { Float($0 - 2000) * 0.004 }
+        onEachPath {
+            var y = x
+            ms_gelu_erf(Int32(y.count), &y)
+            for (v, g) in zip(x, y) {
+                let exact = 0.5 * Double(v) * (1 + Foundation.erf(Double(v) / 2.0.squareRoot()))
+                #expect(abs(Double(g) - exact) < 1e-6, "\(v)")
+            }
+        }
+    }
+
+    @Test func gemmMatchesNaiveProduct() {
+        var rng = SplitMix(21)
+        for (m, n, k) in [(1, 3, 5), (7, 9, 24), (15, 64, 384), (70, 33, 100)] {
+            let a = (0..<(m * k)).map { _ in rng.float(-1, 1) }
+            let w = (0..<(n * k)).map { _ in rng.float(-1, 1) }
+            let bias = (0..<n).map { _ in rng.float(-1, 1) }
+            let wHalf = w.map { Float16($0).bitPattern }
+            onEachPath {
+                var c32 = [Float](repeating: 0, count: m * n), c16 = c32
+                ms_gemm_f32(Int32(m), Int32(n), Int32(k), a, Int32(k), w, Int32(k), bias, &c32, Int32(n))
+                ms_gemm_f16(Int32(m), Int32(n), Int32(k), a, Int32(k), wHalf, Int32(k), bias, &c16, Int32(n))
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var exact = Double(bias[j]), exactHalf = Double(bias[j])
+                        for p in 0..<k {
+                            exact += Double(a[i * k + p]) * Double(w[j * k + p])
+                            exactHalf += Double(a[i * k + p]) * Double(Float(Float16(w[j * k + p])))
+                        }
+                        #expect(abs(Double(c32[i * n + j]) - exact) < 1e-4, "f32 \(m)x\(n)x\(k) at \(i),\(j)")
+                        #expect(abs(Double(c16[i * n + j]) - exactHalf) < 1e-4, "f16 \(m)x\(n)x\(k) at \(i),\(j)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func addLayerNormNormalises() {
+        var x: [Float] = [1, 2, 3, 4, 10, 10, 10, 10]
+        let y: [Float] = [1, 0, 1, 0, 0, 0, 0, 0]
+        ms_add_layer_norm(2, 4, &x, y, [1, 1, 1, 1], [0, 0, 0, 0.5], 1e-12)
+        // Row 1: (2, 2, 4, 4) has mean 3 and standard deviation 1.
+        #expect(zip(x.prefix(4), [-1, -1, 1, 1.5] as [Float]).allSatisfy { abs($0 - $1) < 1e-5 })
+        // Row 2 is constant: zeros plus the bias.
+        #expect(x.suffix(4) == [0, 0, 0, 0.5])
+    }
+}
+
+import Foundation

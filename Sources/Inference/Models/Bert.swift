@@ -142,7 +142,7 @@ public final class BertEncoder: Backbone, @unchecked Sendable {
                 row += 1
             }
         }
-        embeddingNorm.apply(&x, rows: n)
+        embeddingNorm.apply(&x, adding: nil, rows: n)
         var q = [Float](repeating: 0, count: n * h), k = q, v = q, context = q, projected = q
         var inner = [Float](repeating: 0, count: n * c.intermediateSize)
         let starts = batch.reduce(into: [0]) { $0.append($0.last! + $1.count) }
@@ -152,16 +152,11 @@ public final class BertEncoder: Backbone, @unchecked Sendable {
             layer.v.apply(x, rows: n, into: &v, threads: threads)
             selfAttention(q: q, k: k, v: v, starts: starts, into: &context)
             layer.o.apply(context, rows: n, into: &projected, threads: threads)
-            for i in 0..<(n * h) { x[i] += projected[i] }
-            layer.attentionNorm.apply(&x, rows: n)
+            layer.attentionNorm.apply(&x, adding: projected, rows: n)
             layer.up.apply(x, rows: n, into: &inner, threads: threads)
-            for i in 0..<inner.count {
-                let g = inner[i]
-                inner[i] = 0.5 * g * (1 + Foundation.erf(g / 2.0.squareRoot().float))
-            }
+            ms_gelu_erf(Int32(inner.count), &inner)
             layer.down.apply(inner, rows: n, into: &projected, threads: threads)
-            for i in 0..<(n * h) { x[i] += projected[i] }
-            layer.outputNorm.apply(&x, rows: n)
+            layer.outputNorm.apply(&x, adding: projected, rows: n)
         }
         return x
     }
@@ -250,22 +245,13 @@ struct LayerNorm {
     let bias: [Float]
     let epsilon: Float
 
-    func apply(_ x: inout [Float], rows: Int) {
-        let d = weight.count
-        for r in 0..<rows {
-            let base = r * d
-            var mean: Double = 0
-            for i in 0..<d { mean += Double(x[base + i]) }
-            mean /= Double(d)
-            var variance: Double = 0
-            for i in 0..<d { let e = Double(x[base + i]) - mean; variance += e * e }
-            let inverse = Float(1 / (variance / Double(d) + Double(epsilon)).squareRoot())
-            let m = Float(mean)
-            for i in 0..<d { x[base + i] = (x[base + i] - m) * inverse * weight[i] + bias[i] }
+    /// `x = norm(x + y)` row by row (`y` nil: `norm(x)`).
+    func apply(_ x: inout [Float], adding y: [Float]?, rows: Int) {
+        let d = Int32(weight.count)
+        if let y {
+            y.withUnsafeBufferPointer { ms_add_layer_norm(Int32(rows), d, &x, $0.baseAddress!, weight, bias, epsilon) }
+        } else {
+            ms_add_layer_norm(Int32(rows), d, &x, nil, weight, bias, epsilon)
         }
     }
-}
-
-extension Double {
-    var float: Float { Float(self) }
 }
