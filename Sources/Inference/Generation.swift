@@ -86,6 +86,7 @@ public struct TokenGenerator {
     var text = ""
     var emittedCount = 0
     var finished: StopReason?
+    var summaryDelivered = false
     let promptTokens: Int
     var promptSeconds = 0.0
     var generationSeconds = 0.0
@@ -117,8 +118,8 @@ public struct TokenGenerator {
     /// The next event, or nil after `.finished` has been returned.
     public mutating func next() throws -> GenerationEvent? {
         if let reason = finished {
-            if reason == .cancelled { return nil }
-            finished = .cancelled  // marks the summary as delivered
+            if summaryDelivered { return nil }
+            summaryDelivered = true
             return .finished(GenerationSummary(reason: reason, text: String(text.prefix(emittedCount)), tokens: generated,
                                                promptTokens: promptTokens, promptSeconds: promptSeconds, generationSeconds: generationSeconds))
         }

@@ -30,7 +30,7 @@ public struct LoadedModel: Sendable {
         chatTemplate = tokenizer.chatTemplate.flatMap { try? ChatTemplate(template: $0) }
     }
 
-    /// The prompt for a single user message, through the chat template (or the text itself when there is none).
+    /// The prompt for a conversation through the file's chat template; a typed error when it has none this engine applies.
     public func chatPrompt(_ messages: [ChatMessage]) throws -> String {
         guard let template = chatTemplate else {
             throw TokenizerError.unsupportedChatTemplate(tokenizer.chatTemplate == nil ? "the model carries no chat template" : "the model's template is not ChatML")

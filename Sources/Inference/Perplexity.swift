@@ -1,3 +1,5 @@
+import Foundation
+
 /// Perplexity of a token sequence by llama.cpp's rule: split into chunks of `context` tokens, evaluate each chunk
 /// from an empty cache, and score only the second half of each chunk (every scored token then has at least
 /// `context / 2` tokens of history).
@@ -45,5 +47,3 @@ public struct Perplexity: Sendable {
         return Perplexity(value: Foundation.exp(mean), runningEstimates: running, standardError: error, scoredTokens: count, chunks: chunks)
     }
 }
-
-import Foundation

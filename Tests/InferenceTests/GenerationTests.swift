@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import Tokenizers
 @testable import Inference
@@ -114,5 +115,3 @@ func run(_ model: ScriptedModel, _ parameters: GenerateParameters) async throws 
         #expect(abs(LogProbabilities.of(2, in: [Float(1), 2, 3, 1000]) - lp[2]) < 1e-12)
     }
 }
-
-import Foundation

@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 import Testing
 @testable import Kernels
 
@@ -145,5 +146,3 @@ import Testing
         #expect(x.suffix(4) == [0, 0, 0, 0.5])
     }
 }
-
-import Foundation
