@@ -68,15 +68,32 @@ public struct CategoricalSampler: LogitSampler {
     }
 
     public mutating func sample(_ logits: [Float]) -> Int {
-        var order = Array(logits.indices)
-        if topK > 0 && topK < order.count {
-            order = Array(order.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }.prefix(topK))
+        // Work on the few tokens that can be chosen, never on a sort of the whole vocabulary.
+        let maxLogit = logits.max() ?? 0
+        let temperature = self.temperature
+        let weight = { (l: Float) in Foundation.exp(Double((l - maxLogit) / temperature)) }
+        var candidates: [Int]
+        if topK > 0 && topK < logits.count {
+            candidates = Self.topIndices(logits, count: topK)
+        } else if topP < 1 {
+            // Tokens below ε = (1 - p) / 2V of the total carry less than (1 - p) / 2 together, so the nucleus lies
+            // among the others.
+            let total = logits.reduce(0.0) { $0 + weight($1) }
+            let floor = total * Double(1 - topP) / Double(2 * logits.count)
+            candidates = logits.indices.filter { weight(logits[$0]) >= floor }
         } else {
-            order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+            let total = logits.reduce(0.0) { $0 + weight($1) }
+            var draw = Double.random(in: 0..<1, using: &generator) * total
+            for (i, l) in logits.enumerated() {
+                draw -= weight(l)
+                if draw < 0 { return i }
+            }
+            return logits.indices.last!
         }
-        let maxLogit = logits[order[0]]
-        var probabilities = order.map { Double(Foundation.exp((logits[$0] - maxLogit) / temperature)) }
-        let total = probabilities.reduce(0, +)
+        candidates.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        var probabilities = candidates.map { weight(logits[$0]) }
+        // Top-k renormalises over the k kept; top-p alone measures mass against the whole vocabulary.
+        let total = topK > 0 && topK < logits.count ? probabilities.reduce(0, +) : logits.reduce(0.0) { $0 + weight($1) }
         for i in probabilities.indices { probabilities[i] /= total }
         var keep = probabilities.count
         if topP < 1 {
@@ -90,9 +107,26 @@ public struct CategoricalSampler: LogitSampler {
         var draw = Double.random(in: 0..<1, using: &generator) * mass
         for i in 0..<keep {
             draw -= probabilities[i]
-            if draw < 0 { return order[i] }
+            if draw < 0 { return candidates[i] }
         }
-        return order[keep - 1]
+        return candidates[keep - 1]
+    }
+
+    /// Indices of the `count` highest scores (ties to the lower index), unordered, in one pass with a rising cutoff.
+    static func topIndices(_ logits: [Float], count: Int) -> [Int] {
+        func better(_ a: Int, _ b: Int) -> Bool { logits[a] > logits[b] || (logits[a] == logits[b] && a < b) }
+        var kept = Array(logits.indices.prefix(count)).sorted(by: better)
+        var cutoff = kept.last!
+        var pending: [Int] = []
+        for i in count..<logits.count where better(i, cutoff) {
+            pending.append(i)
+            if pending.count >= 4 * count {
+                kept = Array((kept + pending).sorted(by: better).prefix(count))
+                cutoff = kept.last!
+                pending.removeAll(keepingCapacity: true)
+            }
+        }
+        return Array((kept + pending).sorted(by: better).prefix(count))
     }
 }
 

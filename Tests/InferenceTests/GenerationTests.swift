@@ -115,3 +115,35 @@ func run(_ model: ScriptedModel, _ parameters: GenerateParameters) async throws 
         #expect(abs(LogProbabilities.of(2, in: [Float(1), 2, 3, 1000]) - lp[2]) < 1e-12)
     }
 }
+
+@Suite struct SamplerSelectionTests {
+    /// The one-pass top-k selection agrees with a full sort, ties going to the lower index.
+    @Test func topIndicesMatchAFullSort() {
+        var rng = SeededGenerator(seed: 3)
+        for count in [1, 5, 40, 300] {
+            let logits = (0..<5000).map { _ in Float(rng.next() % 1000) / 10 }  // many ties
+            let expected = logits.indices.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }.prefix(count)
+            #expect(Set(CategoricalSampler.topIndices(logits, count: count)) == Set(expected))
+        }
+    }
+
+    /// With top-p alone, every draw lies in the nucleus computed over the whole vocabulary.
+    @Test func nucleusIsExact() {
+        var rng = SeededGenerator(seed: 4)
+        let logits = (0..<3000).map { _ in Float(Double(rng.next() % 10_000) / 1000) }
+        let order = logits.indices.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        let m = logits.max()!
+        let weights = logits.map { Foundation.exp(Double($0 - m) / 0.7) }
+        let total = weights.reduce(0, +)
+        var cumulative = 0.0, nucleus = Set<Int>()
+        for i in order {
+            nucleus.insert(i)
+            cumulative += weights[i] / total
+            if cumulative >= 0.8 { break }
+        }
+        var sampler = CategoricalSampler(temperature: 0.7, topP: 0.8, seed: 9)
+        let draws = (0..<3000).map { _ in sampler.sample(logits) }
+        #expect(Set(draws).isSubset(of: nucleus))
+        #expect(Set(draws).count > nucleus.count / 2)
+    }
+}
