@@ -30,12 +30,13 @@ public struct LoadedModel: Sendable {
         chatTemplate = tokenizer.chatTemplate.flatMap { try? ChatTemplate(template: $0) }
     }
 
-    /// The prompt for a conversation through the file's chat template; a typed error when it has none this engine applies.
-    public func chatPrompt(_ messages: [ChatMessage]) throws -> String {
+    /// The prompt tokens for a conversation through the file's chat template, message text kept literal (special-token
+    /// text in a message is never read as a special token); a typed error when the file has no template this engine applies.
+    public func chatTokens(_ messages: [ChatMessage]) throws -> [Int] {
         guard let template = chatTemplate else {
             throw TokenizerError.unsupportedChatTemplate(tokenizer.chatTemplate == nil ? "the model carries no chat template" : "the model's template is not ChatML")
         }
-        return template.apply(messages)
+        return try tokenizer.encode(template.segments(messages))
     }
 }
 

@@ -13,6 +13,9 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Send the prompt as it is, without the model's chat template.")
     var raw = false
 
+    @Flag(help: "With --raw, read special-token text such as <|im_start|> in the prompt as those tokens (never do this with untrusted text).")
+    var parseSpecial = false
+
     @Option(help: "System message (chat mode only; defaults to the template's own).")
     var system: String?
 
@@ -45,15 +48,14 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         let loaded = try LoadedModel(path: model, threads: threads)
-        let text: String
+        let tokens: [Int]
         if raw {
-            text = prompt
+            tokens = loaded.tokenizer.encode(prompt, parseSpecial: parseSpecial)
         } else {
             var messages = [ChatMessage(role: "user", content: prompt)]
             if let system { messages.insert(ChatMessage(role: "system", content: system), at: 0) }
-            text = try loaded.chatPrompt(messages)
+            tokens = try loaded.chatTokens(messages)
         }
-        let tokens = loaded.tokenizer.encode(text, parseSpecial: !raw)
         let parameters = GenerateParameters(maxTokens: maxTokens, temperature: temperature, topK: topK, topP: topP,
                                             seed: seed, stop: stop)
         for try await event in generate(loaded.model, tokenizer: loaded.tokenizer, prompt: tokens, parameters: parameters) {

@@ -98,6 +98,28 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         return out
     }
 
+    /// Tokens of a formatted conversation: markers become their special tokens; adjacent text segments are
+    /// encoded together (as they would be in one string) with special-token text kept literal.
+    public func encode(_ segments: [ChatSegment]) throws -> [Int] {
+        var out: [Int] = []
+        var pending = ""
+        for segment in segments {
+            switch segment {
+            case let .text(t):
+                pending += t
+            case let .marker(m):
+                guard let id = idForText[m], types[id] == .control || types[id] == .userDefined else {
+                    throw TokenizerError.unsupportedChatTemplate("marker \(m) is not a special token of this vocabulary")
+                }
+                if !pending.isEmpty { encodeText(Array(pending.utf8), into: &out) }
+                pending = ""
+                out.append(id)
+            }
+        }
+        if !pending.isEmpty { encodeText(Array(pending.utf8), into: &out) }
+        return out
+    }
+
     private enum Fragment { case text([UInt8]), special(Int) }
 
     /// Splits `bytes` at special-token text: control tokens only with `parseSpecial`, user-defined ones always.

@@ -12,6 +12,14 @@ public struct ChatMessage: Sendable, Equatable, Codable {
     }
 }
 
+/// A piece of a formatted conversation: the template's own markers, or text (roles and message contents).
+public enum ChatSegment: Sendable, Equatable {
+    /// A special token the template writes, such as `<|im_start|>`.
+    case marker(String)
+    /// Ordinary text; special-token text inside it is never read as a special token.
+    case text(String)
+}
+
 /// Formats a conversation into the prompt text a chat model was trained on.
 ///
 /// Jinja templates are not interpreted; the template a file carries is recognised by its markers, and the recognised
@@ -40,16 +48,26 @@ public struct ChatTemplate: Sendable, Equatable {
         defaultSystem = system
     }
 
-    /// The prompt for `messages`, ending with the opening of the assistant's turn when `addGenerationPrompt`.
+    /// The prompt for `messages` as text, ending with the opening of the assistant's turn when `addGenerationPrompt`.
     public func apply(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
-        var out = ""
-        if let system = defaultSystem, messages.first?.role != "system" {
-            out += "<|im_start|>system\n\(system)<|im_end|>\n"
+        segments(messages, addGenerationPrompt: addGenerationPrompt).map { segment in
+            switch segment {
+            case let .marker(m): return m
+            case let .text(t): return t
+            }
+        }.joined()
+    }
+
+    /// The prompt as segments, so a tokenizer can make the markers special tokens and keep message text literal:
+    /// a message that contains `<|im_end|>` cannot close its turn early.
+    public func segments(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> [ChatSegment] {
+        var out: [ChatSegment] = []
+        func turn(_ role: String, _ content: String) {
+            out += [.marker("<|im_start|>"), .text("\(role)\n\(content)"), .marker("<|im_end|>"), .text("\n")]
         }
-        for m in messages {
-            out += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n"
-        }
-        if addGenerationPrompt { out += "<|im_start|>assistant\n" }
+        if let system = defaultSystem, messages.first?.role != "system" { turn("system", system) }
+        for m in messages { turn(m.role, m.content) }
+        if addGenerationPrompt { out += [.marker("<|im_start|>"), .text("assistant\n")] }
         return out
     }
 
