@@ -255,6 +255,38 @@ MS_AVX2 static float dot_q4_1_q8_1_avx2(int blocks, const void *w, const int8_t 
     return hsum256(acc) + summs;
 }
 
+MS_AVX2 static void dot4_q4_1_q8_1_avx2(int blocks, const void *w, const int8_t *q, const float *d, const float *s,
+                                        int stride, float *out) {
+    const uint8_t *x = (const uint8_t *)w;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float summs[4] = {0, 0, 0, 0};
+    for (int b = 0; b < blocks; b++, x += 20) {
+        const float dw = h2f(x), mw = h2f(x + 2);
+        const __m256i qx = nibbles(x + 4);
+        for (int t = 0; t < 4; t++) {
+            summs[t] = fmaf(mw, s[t * blocks + b], summs[t]);
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)(q + (size_t)t * stride + b * 32));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * blocks + b]), mul_sum_us8(qx, qy), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++) out[t] = hsum256(acc[t]) + summs[t];
+}
+
+MS_AVX2 static void dot4_q8_0_q8_0_avx2(int blocks, const void *w, const int8_t *q, const float *d, int stride, float *out) {
+    const uint8_t *x = (const uint8_t *)w;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int b = 0; b < blocks; b++, x += 34) {
+        const float dw = h2f(x);
+        const __m256i qx = _mm256_loadu_si256((const __m256i *)(x + 2));
+        const __m256i ax = _mm256_sign_epi8(qx, qx);
+        for (int t = 0; t < 4; t++) {
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)(q + (size_t)t * stride + b * 32));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * blocks + b]), mul_sum_us8(ax, _mm256_sign_epi8(qy, qx)), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++) out[t] = hsum256(acc[t]);
+}
+
 MS_AVX2 static float dot_q4_0_q8_0_avx2(int blocks, const void *w, const int8_t *q, const float *d) {
     const uint8_t *x = (const uint8_t *)w;
     __m256 acc = _mm256_setzero_ps();
@@ -630,6 +662,18 @@ int ms_set_level(int level) {
 
 float ms_dot_q4_1_q8_1(int blocks, const void *w, const int8_t *q, const float *d, const float *s) {
     return DISPATCH(dot_q4_1_q8_1, (blocks, w, q, d, s));
+}
+void ms_dot4_q4_1_q8_1(int blocks, const void *w, const int8_t *q, const float *d, const float *s, int stride, float *out) {
+#ifdef MS_X86
+    if (ms_level() >= MS_LEVEL_AVX2) { dot4_q4_1_q8_1_avx2(blocks, w, q, d, s, stride, out); return; }
+#endif
+    for (int t = 0; t < 4; t++) out[t] = dot_q4_1_q8_1_portable(blocks, w, q + (size_t)t * stride, d + t * blocks, s + t * blocks);
+}
+void ms_dot4_q8_0_q8_0(int blocks, const void *w, const int8_t *q, const float *d, int stride, float *out) {
+#ifdef MS_X86
+    if (ms_level() >= MS_LEVEL_AVX2) { dot4_q8_0_q8_0_avx2(blocks, w, q, d, stride, out); return; }
+#endif
+    for (int t = 0; t < 4; t++) out[t] = dot_q8_0_q8_0_portable(blocks, w, q + (size_t)t * stride, d + t * blocks);
 }
 float ms_dot_q4_0_q8_0(int blocks, const void *w, const int8_t *q, const float *d) {
     return DISPATCH(dot_q4_0_q8_0, (blocks, w, q, d));

@@ -25,7 +25,16 @@ public struct MatMul {
                     act.sums.withUnsafeBufferPointer { s in
                         let blocks = w.columns / 32
                         let q = q.baseAddress!, d = d.baseAddress!, s = s.baseAddress!
-                        forEachTile(w, tokens: tokens) { r, t in
+                        // Four tokens per weight row: the row is unpacked once (same sums as four single dots).
+                        let dot4: ((Int, Int, UnsafeMutablePointer<Float>) -> Void)? = type == .q4_0 ? nil : { r, t, out in
+                            let row = w.data + r * w.rowBytes
+                            if type == .q4_1 {
+                                ms_dot4_q4_1_q8_1(Int32(blocks), row, q + t * w.columns, d + t * blocks, s + t * blocks, Int32(w.columns), out)
+                            } else {
+                                ms_dot4_q8_0_q8_0(Int32(blocks), row, q + t * w.columns, d + t * blocks, Int32(w.columns), out)
+                            }
+                        }
+                        forEachTile(w, tokens: tokens, dot4: dot4) { r, t in
                             let row = w.data + r * w.rowBytes
                             let qa = q + t * w.columns, da = d + t * blocks
                             switch type {
@@ -50,9 +59,11 @@ public struct MatMul {
         }
     }
 
-    /// Splits rows across threads; within a chunk, walks tokens in tiles so a weight row stays in cache.
+    /// Splits rows across threads; within a chunk, walks tokens in tiles so a weight row stays in cache, four
+    /// tokens at a time through `dot4` where given.
     @inline(__always)
-    private func forEachTile(_ w: WeightMatrix, tokens: Int, _ dot: (Int, Int) -> Float, store: (Int, Int, Float) -> Void) {
+    private func forEachTile(_ w: WeightMatrix, tokens: Int, dot4: ((Int, Int, UnsafeMutablePointer<Float>) -> Void)? = nil,
+                             _ dot: (Int, Int) -> Float, store: (Int, Int, Float) -> Void) {
         let chunkRows = max(16, (w.rows + threads * 4 - 1) / (threads * 4))
         let chunks = (w.rows + chunkRows - 1) / chunkRows
         let tile = 16
@@ -62,7 +73,17 @@ public struct MatMul {
             while t0 < tokens {
                 let t1 = min(tokens, t0 + tile)
                 for r in rows {
-                    for t in t0..<t1 { store(r, t, dot(r, t)) }
+                    var t = t0
+                    if let dot4 {
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4) { four in
+                            while t + 4 <= t1 {
+                                dot4(r, t, four.baseAddress!)
+                                for i in 0..<4 { store(r, t + i, four[i]) }
+                                t += 4
+                            }
+                        }
+                    }
+                    while t < t1 { store(r, t, dot(r, t)); t += 1 }
                 }
                 t0 = t1
             }

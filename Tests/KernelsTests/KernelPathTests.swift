@@ -85,6 +85,43 @@ import Testing
         for r in results.dropFirst() { #expect(r == results[0]) }
         #expect(results[0].prefix(5).allSatisfy { Float(bitPattern: $0).isFinite && $0 != 0 })
     }
+
+    /// The four-token kernels give exactly the four single-token results.
+    @Test func fourTokenKernelsEqualSingleOnes() {
+        var rng = SplitMix(17)
+        let blocks = 18, columns = blocks * 32
+        var q41 = [UInt8](), q80 = [UInt8]()
+        for _ in 0..<blocks {
+            for v in [Float16(rng.float(0.01, 0.05)), Float16(rng.float(-0.5, 0))] { withUnsafeBytes(of: v.bitPattern) { q41 += $0 } }
+            for _ in 0..<16 { q41.append(UInt8(truncatingIfNeeded: rng.next())) }
+            withUnsafeBytes(of: Float16(rng.float(0.001, 0.01)).bitPattern) { q80 += $0 }
+            for _ in 0..<32 { q80.append(UInt8(truncatingIfNeeded: rng.next())) }
+        }
+        let x = (0..<(4 * columns)).map { _ in rng.float(-3, 3) }
+        var act = Q8Activations(rows: 4, columns: columns)
+        x.withUnsafeBufferPointer { act.quantize($0.baseAddress!, rows: 4) }
+        let results = onEachPath { () -> [UInt32] in
+            var four41 = [Float](repeating: 0, count: 4), four80 = four41
+            ms_dot4_q4_1_q8_1(Int32(blocks), q41, act.values, act.scales, act.sums, Int32(columns), &four41)
+            ms_dot4_q8_0_q8_0(Int32(blocks), q80, act.values, act.scales, Int32(columns), &four80)
+            var singles: [Float] = []
+            act.values.withUnsafeBufferPointer { q in
+                act.scales.withUnsafeBufferPointer { d in
+                    act.sums.withUnsafeBufferPointer { s in
+                        for t in 0..<4 {
+                            singles.append(ms_dot_q4_1_q8_1(Int32(blocks), q41, q.baseAddress! + t * columns, d.baseAddress! + t * blocks, s.baseAddress! + t * blocks))
+                        }
+                        for t in 0..<4 {
+                            singles.append(ms_dot_q8_0_q8_0(Int32(blocks), q80, q.baseAddress! + t * columns, d.baseAddress! + t * blocks))
+                        }
+                    }
+                }
+            }
+            #expect((four41 + four80).map(\.bitPattern) == singles.map(\.bitPattern))
+            return singles.map(\.bitPattern)
+        }
+        for r in results.dropFirst() { #expect(r == results[0]) }
+    }
 }
 
 /// The encoder's kernels against plain references, on every path.

@@ -22,6 +22,12 @@ int ms_set_level(int level);
 /// Dot product of `blocks` Q4_1 weight blocks (20 bytes each) with Q8_1 activations
 /// (values `q`, per-block scales `d` and scaled sums `s`).
 float ms_dot_q4_1_q8_1(int blocks, const void *w, const int8_t *q, const float *d, const float *s);
+/// Four dot products of one Q4_1 weight row with four Q8_1 activation rows (`stride` values apart, scales and
+/// sums `blocks` apart), each bit-identical to `ms_dot_q4_1_q8_1`; the weight row is unpacked once for all four.
+void ms_dot4_q4_1_q8_1(int blocks, const void *w, const int8_t *q, const float *d, const float *s, int stride, float *out);
+/// Four dot products of one Q8_0 weight row with four Q8_0 activation rows, as `ms_dot4_q4_1_q8_1`.
+void ms_dot4_q8_0_q8_0(int blocks, const void *w, const int8_t *q, const float *d, int stride, float *out);
+
 /// Q4_0 weight blocks (18 bytes) with Q8_0 activations.
 float ms_dot_q4_0_q8_0(int blocks, const void *w, const int8_t *q, const float *d);
 /// Q8_0 weight blocks (34 bytes) with Q8_0 activations.
