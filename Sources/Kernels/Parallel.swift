@@ -1,11 +1,7 @@
-import Dispatch
+import CKernels
 
-/// Carries a value across a concurrency boundary whose safety the caller guarantees (disjoint writes per chunk).
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-}
-
-/// Runs `body(chunk)` for `chunks` chunks of work on up to `threads` cores and returns when all are done.
+/// Runs `body(chunk)` for `chunks` chunks of work on the persistent thread pool (or inline with `threads` ≤ 1)
+/// and returns when all are done.
 ///
 /// Callers write only to memory owned by their chunk, so the chunks need no synchronisation.
 @inline(__always)
@@ -15,7 +11,11 @@ public func parallelFor(chunks: Int, threads: Int, _ body: (Int) -> Void) {
         return
     }
     withoutActuallyEscaping(body) { body in
-        let shared = UncheckedSendable(value: body)
-        DispatchQueue.concurrentPerform(iterations: chunks) { shared.value($0) }
+        var job = body
+        withUnsafeMutablePointer(to: &job) { pointer in
+            ms_parallel_for(Int32(chunks), Int32(threads), { context, chunk in
+                context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(chunk))
+            }, pointer)
+        }
     }
 }

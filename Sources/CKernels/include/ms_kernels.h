@@ -82,6 +82,16 @@ void ms_add_layer_norm(int rows, int d, float *x, const float *y, const float *w
 void ms_attend(int n, int head_size, float scale, const float *q, const uint16_t *keys, const uint16_t *values,
                int stride, int half_accumulator, float *out);
 
+/// A unit of parallel work: `chunk` of a job, with the caller's context.
+typedef void (*ms_chunk_fn)(void *ctx, int chunk);
+
+/// Runs `fn(ctx, 0..<chunks)` on the persistent pool (the calling thread works too) and returns when every chunk
+/// is done. With `threads` ≤ 1, or while another job holds the pool, the caller runs all chunks itself.
+void ms_parallel_for(int chunks, int threads, ms_chunk_fn fn, void *ctx);
+
+/// Worker threads in the pool (cores minus one).
+int ms_pool_workers(void);
+
 #ifdef __cplusplus
 }
 #endif
