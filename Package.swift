@@ -26,7 +26,7 @@ let package = Package(
         // Tokenizers built from model metadata (byte-level BPE, chat templates).
         .target(name: "Tokenizers", dependencies: ["GGUF"]),
         // Language-model contract, architectures, KV cache, generation loop, sampling.
-        .target(name: "Inference", dependencies: ["GGUF", "Safetensors", "CKernels", "Kernels", "Tokenizers"]),
+        .target(name: "Inference", dependencies: ["GGUF", "Safetensors", "CKernels", "Kernels", "Tokenizers", "Datasets"]),
         // Datasets: CSV reading, the shared data folder, splits.
         .target(name: "Datasets"),
         // The `microscale` command line.
@@ -37,10 +37,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "GGUF"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Datasets"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "GGUF", "Datasets"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
-        .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "GGUF"]),
+        .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "GGUF", "Datasets"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "Datasets"], resources: [.copy("Fixtures")]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Kernels", "GGUF", "Tokenizers", "Datasets"], resources: [.copy("Fixtures")]),
     ]

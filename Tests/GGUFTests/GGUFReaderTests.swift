@@ -1,3 +1,4 @@
+import Datasets
 import Testing
 @testable import GGUF
 
@@ -123,7 +124,7 @@ func sampleFile() -> [UInt8] {
     /// (the reader only touches bytes through bounds-checked loads of the copied buffer).
     @Test func seededMutationFuzz() {
         let seeds = [sampleFile(), smallModelLikeFile()]
-        var rng = SplitMix64(seed: 0x5EED)
+        var rng = SeededGenerator(seed: 0x5EED)
         var parsed = 0, rejected = 0
         let iterations = 20_000
         for i in 0..<iterations {
@@ -176,17 +177,4 @@ func smallModelLikeFile() -> [UInt8] {
     w.alignment = 64
     for i in 0..<4 { w.addTensor("blk.\(i).w", type: .q8_0, shape: [32, 2], data: [UInt8](repeating: UInt8(i), count: 68)) }
     return w.encoded()
-}
-
-/// Deterministic generator for the fuzz test.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import GGUF
 import Testing

@@ -1,4 +1,5 @@
 import CKernels
+import Datasets
 import Foundation
 import Testing
 @testable import Kernels
@@ -28,7 +29,7 @@ import Testing
         }
         #expect(floats[0][0x3C00] == 1 && floats[0][0xC000] == -2 && floats[0][0x0001] == Float(Float16(bitPattern: 1)))
         // Floats to half: round to nearest even, overflow to infinity, subnormals.
-        var rng = SplitMix(11)
+        var rng = SeededGenerator(seed: 11)
         var samples: [Float] = [0, -0, 1, 65504, 65520, 1e-8, 6e-8, 3e-5, 1.0009765625, .infinity, -.infinity]
         for _ in 0..<20000 { samples.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()) & 0xC7FF_FFFF)) }
         let halves = onEachPath { () -> [UInt16] in
@@ -43,7 +44,7 @@ import Testing
     }
 
     @Test func quantizationIsIdentical() {
-        var rng = SplitMix(5)
+        var rng = SeededGenerator(seed: 5)
         let x = (0..<(32 * 64)).map { i in i % 97 == 0 ? 0 : rng.float(-8, 8) * (i % 5 == 0 ? 100 : 1) }
         let results = onEachPath { () -> Q8Activations in
             var q = Q8Activations(rows: 4, columns: 512)
@@ -58,7 +59,7 @@ import Testing
     }
 
     @Test func dotProductsAreBitIdentical() {
-        var rng = SplitMix(9)
+        var rng = SeededGenerator(seed: 9)
         let blocks = 48
         var q41 = [UInt8](), q40 = [UInt8](), q80 = [UInt8]()
         func half(_ x: Float, into bytes: inout [UInt8]) { withUnsafeBytes(of: Float16(x).bitPattern) { bytes += $0 } }
@@ -88,7 +89,7 @@ import Testing
 
     /// The four-token kernels give exactly the four single-token results.
     @Test func fourTokenKernelsEqualSingleOnes() {
-        var rng = SplitMix(17)
+        var rng = SeededGenerator(seed: 17)
         let blocks = 18, columns = blocks * 32
         var q41 = [UInt8](), q80 = [UInt8]()
         for _ in 0..<blocks {
@@ -148,7 +149,7 @@ import Testing
     }
 
     @Test func gemmMatchesNaiveProduct() {
-        var rng = SplitMix(21)
+        var rng = SeededGenerator(seed: 21)
         for (m, n, k) in [(1, 3, 5), (7, 9, 24), (15, 64, 384), (70, 33, 100)] {
             let a = (0..<(m * k)).map { _ in rng.float(-1, 1) }
             let w = (0..<(n * k)).map { _ in rng.float(-1, 1) }

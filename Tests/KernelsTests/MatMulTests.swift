@@ -1,10 +1,11 @@
+import Datasets
 import GGUF
 import Testing
 @testable import Kernels
 
 /// Random quantized blocks, built byte by byte from a seeded generator.
 private func randomBlocks(_ type: GGMLType, rows: Int, columns: Int, seed: UInt64) -> [UInt8] {
-    var rng = SplitMix(seed)
+    var rng = SeededGenerator(seed: seed)
     var out: [UInt8] = []
     let blocks = rows * columns / type.blockSize
     for _ in 0..<blocks {
@@ -28,19 +29,6 @@ private func randomBlocks(_ type: GGMLType, rows: Int, columns: Int, seed: UInt6
     return out
 }
 
-struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func float(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24) }
-}
-
 @Suite struct MatMulTests {
     /// The integer kernels against dequantize-then-multiply in double precision: the only difference allowed is
     /// the 8-bit rounding of the activations (relative error well under 1%).
@@ -48,7 +36,7 @@ struct SplitMix {
     func quantizedProductMatchesDequantizedReference(type: GGMLType) {
         let rows = 37, columns = 256, tokens = 5
         let bytes = randomBlocks(type, rows: rows, columns: columns, seed: 42)
-        var rng = SplitMix(7)
+        var rng = SeededGenerator(seed: 7)
         let x = (0..<(tokens * columns)).map { _ in rng.float(-2, 2) }
         bytes.withUnsafeBytes { raw in
             let w = WeightMatrix(type: type, rows: rows, columns: columns, data: raw.baseAddress!)
@@ -77,7 +65,7 @@ struct SplitMix {
 
     /// Activation quantization: scales are max/127 and values round-trip within half a step.
     @Test func activationQuantizationRoundTrips() {
-        var rng = SplitMix(3)
+        var rng = SeededGenerator(seed: 3)
         let x = (0..<128).map { _ in rng.float(-3, 3) }
         var q = Q8Activations(rows: 1, columns: 128)
         x.withUnsafeBufferPointer { q.quantize($0.baseAddress!, rows: 1) }

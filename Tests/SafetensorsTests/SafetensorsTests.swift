@@ -1,3 +1,4 @@
+import Datasets
 import GGUF
 import Testing
 @testable import Safetensors
@@ -59,11 +60,8 @@ func sampleSafetensors() -> [UInt8] {
     /// Seeded mutation fuzzing of the header and data: a parsed file or a SafetensorsError, never a crash.
     @Test func seededMutationFuzz() {
         let seed = sampleSafetensors()
-        var state: UInt64 = 99
-        func next() -> UInt64 {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return state >> 11
-        }
+        var rng = SeededGenerator(seed: 99)
+        func next() -> UInt64 { rng.next() }
         var parsed = 0, rejected = 0
         let iterations = 10_000
         for i in 0..<iterations {
