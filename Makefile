@@ -32,3 +32,8 @@ demo: models build
 test: models
 	$(SWIFT) build $(RELEASE) --build-tests -Xswiftc -enable-testing
 	$(SWIFT) test $(RELEASE) -Xswiftc -enable-testing --skip-build
+
+# Throughput: the decoder (llama-bench-style table) and the encoder (embeddings/s, latency).
+bench: models build
+	.build/release/microscale bench --model $(MODEL) -p 32,128,512 -n 128 -t 1,2 -r 5
+	.build/release/microscale bench --backbone minilm --batch 1,32 -t 2 -r 3
