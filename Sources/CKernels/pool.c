@@ -80,11 +80,6 @@ static void start_pool(void) {
     pool.started = 1;
 }
 
-int ms_pool_workers(void) {
-    pthread_once(&pool_once, start_pool);
-    return pool.workers;
-}
-
 void ms_parallel_for(int chunks, int threads, ms_chunk_fn fn, void *ctx) {
     pthread_once(&pool_once, start_pool);
     if (chunks <= 0) return;

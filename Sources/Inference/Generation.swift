@@ -125,16 +125,16 @@ public struct TokenGenerator {
         }
         let clock = ContinuousClock.now
         defer { generationSeconds += (ContinuousClock.now - clock).seconds }
-        let logProbabilities = LogProbabilities.logSoftmax(logits)
         var scores = logits
         for p in processors { p.process(&scores) }
         let token = sampler.sample(scores)
         for i in processors.indices { processors[i].didSample(token) }
         generated.append(token)
+        let logProbability = LogProbabilities.of(token, in: logits)
 
         if tokenizer.isEndOfGeneration(token) {
             finished = .endOfTurn
-            return .token(id: token, text: flush(), logProbability: logProbabilities[token])
+            return .token(id: token, text: flush(), logProbability: logProbability)
         }
         pendingBytes += tokenizer.bytes(of: token, special: false)
         let completed = takeCompleteUTF8()
@@ -144,7 +144,7 @@ public struct TokenGenerator {
             finished = .stopString(stop.string)
             out = String(text[text.index(text.startIndex, offsetBy: emittedCount)..<stop.range.lowerBound])
             emittedCount = text.distance(from: text.startIndex, to: stop.range.lowerBound)
-            return .token(id: token, text: out, logProbability: logProbabilities[token])
+            return .token(id: token, text: out, logProbability: logProbability)
         }
         // Hold back a tail that may still become a stop string.
         let holdBack = parameters.stop.map { longestSuffixPrefix(of: text, stop: $0) }.max() ?? 0
@@ -162,7 +162,7 @@ public struct TokenGenerator {
         } else {
             logits = Array(try model.forward([token], cache: cache, outputs: .last).logits)
         }
-        return .token(id: token, text: out, logProbability: logProbabilities[token])
+        return .token(id: token, text: out, logProbability: logProbability)
     }
 
     /// Emits everything still held back (at the end of generation).

@@ -57,18 +57,19 @@ public struct CategoricalSampler: LogitSampler {
         let maxLogit = logits.max() ?? 0
         let temperature = self.temperature
         let weight = { (l: Float) in Foundation.exp(Double((l - maxLogit) / temperature)) }
+        let useTopK = topK > 0 && topK < logits.count
+        // The whole vocabulary's weight, needed unless top-k alone decides.
+        let vocabularyTotal = useTopK ? 0 : logits.reduce(0.0) { $0 + weight($1) }
         var candidates: [Int]
-        if topK > 0 && topK < logits.count {
+        if useTopK {
             candidates = Self.topIndices(logits, count: topK)
         } else if topP < 1 {
             // Tokens below ε = (1 - p) / 2V of the total carry less than (1 - p) / 2 together, so the nucleus lies
             // among the others.
-            let total = logits.reduce(0.0) { $0 + weight($1) }
-            let floor = total * Double(1 - topP) / Double(2 * logits.count)
+            let floor = vocabularyTotal * Double(1 - topP) / Double(2 * logits.count)
             candidates = logits.indices.filter { weight(logits[$0]) >= floor }
         } else {
-            let total = logits.reduce(0.0) { $0 + weight($1) }
-            var draw = Double.random(in: 0..<1, using: &generator) * total
+            var draw = Double.random(in: 0..<1, using: &generator) * vocabularyTotal
             for (i, l) in logits.enumerated() {
                 draw -= weight(l)
                 if draw < 0 { return i }
@@ -78,7 +79,7 @@ public struct CategoricalSampler: LogitSampler {
         candidates.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
         var probabilities = candidates.map { weight(logits[$0]) }
         // Top-k renormalises over the k kept; top-p alone measures mass against the whole vocabulary.
-        let total = topK > 0 && topK < logits.count ? probabilities.reduce(0, +) : logits.reduce(0.0) { $0 + weight($1) }
+        let total = useTopK ? probabilities.reduce(0, +) : vocabularyTotal
         for i in probabilities.indices { probabilities[i] /= total }
         var keep = probabilities.count
         if topP < 1 {

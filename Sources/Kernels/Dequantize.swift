@@ -25,9 +25,6 @@ public enum KernelError: Error, CustomStringConvertible, Equatable, Sendable {
 /// Q8_0 `{f16 d; i8 qs[32]}`. In the 4- and 5-bit blocks, byte j holds element j in its low nibble and element j + 16
 /// in its high nibble.
 public enum Dequantize {
-    /// Types `row` can expand.
-    public static let supported: Set<GGMLType> = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q8_0]
-
     /// Expands `count` elements of `type` at `src` into `dst` (count must be a whole number of blocks).
     public static func row(_ type: GGMLType, _ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, count: Int) throws {
         switch type {

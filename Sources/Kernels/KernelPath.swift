@@ -28,16 +28,4 @@ public enum Half {
     public static func decode(_ src: UnsafePointer<UInt16>, _ dst: UnsafeMutablePointer<Float>, count: Int) {
         ms_half_to_float(Int32(count), src, dst)
     }
-
-    /// `Σ a[i] · b[i]` with half-precision `a`.
-    @inline(__always)
-    public static func dot(_ a: UnsafePointer<UInt16>, _ b: UnsafePointer<Float>, count: Int) -> Float {
-        ms_dot_f16_f32(Int32(count), a, b)
-    }
-
-    /// `y += alpha · x` with half-precision `x`.
-    @inline(__always)
-    public static func axpy(_ alpha: Float, _ x: UnsafePointer<UInt16>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        ms_axpy_f16(Int32(count), alpha, x, y)
-    }
 }

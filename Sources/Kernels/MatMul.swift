@@ -6,7 +6,7 @@ public struct MatMul {
     public let threads: Int
     private var activations: Q8Activations
 
-    /// A product engine for activations up to `columns` wide, run on `threads` threads.
+    /// A product engine run on `threads` threads; its activation buffer starts at `columns` and grows as needed.
     public init(threads: Int, columns: Int) {
         self.threads = max(1, threads)
         activations = Q8Activations(rows: 1, columns: columns)
@@ -16,8 +16,7 @@ public struct MatMul {
     public mutating func multiply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>) {
         switch w.type {
         case .q4_1, .q4_0, .q8_0:
-            if activations.columns != w.columns { activations = Q8Activations(rows: tokens, columns: w.columns) }
-            activations.quantize(x, rows: tokens)
+            activations.quantize(x, rows: tokens, columns: w.columns)
             let act = activations
             let type = w.type
             act.values.withUnsafeBufferPointer { q in

@@ -7,8 +7,8 @@ import CKernels
 public struct Q8Activations {
     /// Rows (tokens).
     public private(set) var rows: Int
-    /// Elements per row.
-    public let columns: Int
+    /// Elements per row (of the last quantization).
+    public private(set) var columns: Int
     /// Blocks per row.
     public var blocksPerRow: Int { columns / 32 }
     /// Quantized values, row-major.
@@ -28,14 +28,18 @@ public struct Q8Activations {
         sums = [Float](repeating: 0, count: rows * columns / 32)
     }
 
-    /// Quantizes `rows` rows of `x` (row-major, `columns` wide).
-    public mutating func quantize(_ x: UnsafePointer<Float>, rows: Int) {
+    /// Quantizes `rows` rows of `x`, each `columns` wide (a multiple of 32; default: the current width), growing the
+    /// storage only when it is too small.
+    public mutating func quantize(_ x: UnsafePointer<Float>, rows: Int, columns: Int? = nil) {
+        let columns = columns ?? self.columns
+        precondition(columns % 32 == 0, "row length must be a multiple of 32")
         if rows * columns > values.count {
             values = [Int8](repeating: 0, count: rows * columns)
-            scales = [Float](repeating: 0, count: rows * blocksPerRow)
-            sums = [Float](repeating: 0, count: rows * blocksPerRow)
+            scales = [Float](repeating: 0, count: rows * columns / 32)
+            sums = [Float](repeating: 0, count: rows * columns / 32)
         }
         self.rows = rows
+        self.columns = columns
         let blocks = Int32(rows * blocksPerRow)
         values.withUnsafeMutableBufferPointer { q in
             scales.withUnsafeMutableBufferPointer { d in

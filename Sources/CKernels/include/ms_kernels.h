@@ -89,9 +89,6 @@ typedef void (*ms_chunk_fn)(void *ctx, int chunk);
 /// is done. With `threads` ≤ 1, or while another job holds the pool, the caller runs all chunks itself.
 void ms_parallel_for(int chunks, int threads, ms_chunk_fn fn, void *ctx);
 
-/// Worker threads in the pool (cores minus one).
-int ms_pool_workers(void);
-
 #ifdef __cplusplus
 }
 #endif

@@ -203,9 +203,8 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
         }
         var logits = [Float](repeating: 0, count: rows.count * c.vocabularySize)
         if !rows.isEmpty {
-            var outMM = MatMul(threads: threads, columns: d)
             normed.withUnsafeBufferPointer { np in
-                logits.withUnsafeMutableBufferPointer { outMM.multiply(output, np.baseAddress!, tokens: rows.count, into: $0.baseAddress!) }
+                logits.withUnsafeMutableBufferPointer { mm.multiply(output, np.baseAddress!, tokens: rows.count, into: $0.baseAddress!) }
             }
         }
         return (ForwardResult(logits: logits, hiddenStates: wantHidden ? normed : nil, rows: rows.count, vocabularySize: c.vocabularySize), x)
