@@ -9,9 +9,12 @@ let package = Package(
         .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "Inference", targets: ["Inference"]),
+        .library(name: "Cascade", targets: ["Cascade"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // File formats: GGUF container parsing, memory-mapped tensor data.
@@ -29,11 +32,23 @@ let package = Package(
         .target(name: "Inference", dependencies: ["GGUF", "Safetensors", "CKernels", "Kernels", "Tokenizers", "Datasets"]),
         // Datasets: CSV reading, the shared data folder, splits.
         .target(name: "Datasets"),
+        // Learning and statistics for the cascade: softmax regression (L-BFGS), temperature scaling, exact binomial
+        // bounds, risk-controlled thresholds, calibration metrics. Pure arithmetic, no models.
+        .target(name: "Statistics", dependencies: ["CKernels", "Kernels", "Datasets"]),
+        // The cascade: task specs, adapters trained on a backbone's features, the decision policy, evaluation reports.
+        .target(
+            name: "Cascade",
+            dependencies: [
+                "Statistics", "Inference", "Datasets",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The `microscale` command line.
         .executableTarget(
             name: "MicroscaleCLI",
             dependencies: [
-                "GGUF", "Tokenizers", "Inference", "Datasets",
+                "GGUF", "Tokenizers", "Inference", "Datasets", "Statistics", "Cascade",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -42,6 +57,8 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "GGUF", "Datasets"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "Datasets"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "StatisticsTests", dependencies: ["Statistics", "Datasets"]),
+        .testTarget(name: "CascadeTests", dependencies: ["Cascade", "Statistics", "Inference", "Datasets"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Kernels", "GGUF", "Tokenizers", "Datasets"], resources: [.copy("Fixtures")]),
     ]
 )

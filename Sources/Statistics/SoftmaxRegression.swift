@@ -1,0 +1,197 @@
+import CKernels
+import Foundation
+import Kernels
+
+/// Row-major feature vectors: `rows` items of `columns` values each.
+public struct FeatureMatrix: Sendable, Equatable {
+    /// Number of items.
+    public let rows: Int
+    /// Length of each vector.
+    public let columns: Int
+    /// `rows × columns` values, item by item.
+    public var values: [Float]
+
+    /// A matrix over `values`, which must hold `rows × columns` numbers.
+    public init(rows: Int, columns: Int, values: [Float]) {
+        precondition(values.count == rows * columns, "feature matrix needs \(rows)×\(columns) values, got \(values.count)")
+        self.rows = rows
+        self.columns = columns
+        self.values = values
+    }
+
+    /// A matrix of equal-length vectors.
+    public init(_ vectors: [[Float]], columns: Int) {
+        self.init(rows: vectors.count, columns: columns, values: vectors.flatMap { $0 })
+    }
+
+    /// The items at `indices`, in that order.
+    public func subset(_ indices: [Int]) -> FeatureMatrix {
+        var out = [Float]()
+        out.reserveCapacity(indices.count * columns)
+        for i in indices { out.append(contentsOf: values[i * columns..<(i + 1) * columns]) }
+        return FeatureMatrix(rows: indices.count, columns: columns, values: out)
+    }
+
+    /// Item `i`.
+    public func row(_ i: Int) -> ArraySlice<Float> { values[i * columns..<(i + 1) * columns] }
+}
+
+/// A multinomial logistic-regression head: `logits = W·x + b` over a backbone's features.
+///
+/// Training standardises each feature (mean 0, variance 1 on the training items) so one L2 strength suits every
+/// backbone, then folds the scaling back into `weights` and `bias`, which apply to raw features.
+public struct SoftmaxRegression: Codable, Sendable, Equatable {
+    /// Number of classes.
+    public let classes: Int
+    /// Feature length.
+    public let dimension: Int
+    /// `classes × dimension` weights on raw features.
+    public var weights: [Float]
+    /// One bias per class.
+    public var bias: [Float]
+
+    /// A head with the given parameters.
+    public init(classes: Int, dimension: Int, weights: [Float], bias: [Float]) {
+        precondition(weights.count == classes * dimension && bias.count == classes)
+        self.classes = classes
+        self.dimension = dimension
+        self.weights = weights
+        self.bias = bias
+    }
+
+    /// Logits for every item: `rows × classes`.
+    public func logits(_ x: FeatureMatrix, threads: Int = 1) -> [Float] {
+        precondition(x.columns == dimension, "features have \(x.columns) columns, the head expects \(dimension)")
+        return gemm(x.values, rows: x.rows, weights, outputs: classes, inner: dimension, bias: bias, threads: threads)
+    }
+
+    /// What training reports besides the head.
+    public struct Fit: Sendable {
+        /// The trained head.
+        public var model: SoftmaxRegression
+        /// Mean training negative log-likelihood plus the penalty, at the optimum.
+        public var objective: Double
+        /// Optimiser iterations.
+        public var iterations: Int
+        /// Whether the optimiser met its tolerance.
+        public var converged: Bool
+    }
+
+    /// Fits a head by minimising mean cross-entropy plus `l2 / 2 · ‖W‖²` on standardised features (the bias is
+    /// not penalised) with L-BFGS.
+    public static func fit(
+        _ x: FeatureMatrix, labels: [Int], classes: Int, l2: Double,
+        optimizer: LBFGS = LBFGS(), threads: Int = 2
+    ) -> Fit {
+        precondition(labels.count == x.rows && labels.allSatisfy { (0..<classes).contains($0) })
+        let n = x.rows, d = x.columns, k = classes
+        let (standardized, mean, scale) = standardize(x)
+        let transposed = transpose(standardized.values, rows: n, columns: d)
+        var residualT = [Float](repeating: 0, count: k * n)
+        let objective = { (theta: [Double], gradient: inout [Double]) -> Double in
+            let w = theta[0..<k * d].map(Float.init), b = theta[k * d..<k * d + k].map(Float.init)
+            let logits = gemm(standardized.values, rows: n, w, outputs: k, inner: d, bias: b, threads: threads)
+            var loss = 0.0
+            for i in 0..<n {
+                let row = logits[i * k..<(i + 1) * k]
+                let top = row.max()!
+                var sum: Float = 0
+                for v in row { sum += expf(v - top) }
+                loss += Double(top + logf(sum) - row[row.startIndex + labels[i]])
+                let inverse = 1 / sum
+                for j in 0..<k {
+                    let p = expf(row[row.startIndex + j] - top) * inverse
+                    residualT[j * n + i] = (p - (j == labels[i] ? 1 : 0)) / Float(n)
+                }
+            }
+            let gw = gemm(residualT, rows: k, transposed, outputs: d, inner: n, bias: nil, threads: threads)
+            var penalty = 0.0
+            for i in 0..<k * d {
+                penalty += theta[i] * theta[i]
+                gradient[i] = Double(gw[i]) + l2 * theta[i]
+            }
+            for j in 0..<k {
+                var sum: Float = 0
+                for i in 0..<n { sum += residualT[j * n + i] }
+                gradient[k * d + j] = Double(sum)
+            }
+            return loss / Double(n) + l2 / 2 * penalty
+        }
+        let result = optimizer.minimize(from: [Double](repeating: 0, count: k * d + k), objective)
+        // Fold the standardisation back: w·(x − μ)/σ + b = (w/σ)·x + (b − Σ w μ/σ).
+        var weights = [Float](repeating: 0, count: k * d), bias = [Float](repeating: 0, count: k)
+        for j in 0..<k {
+            var shift = 0.0
+            for p in 0..<d {
+                let w = result.x[j * d + p] / Double(scale[p])
+                weights[j * d + p] = Float(w)
+                shift += w * Double(mean[p])
+            }
+            bias[j] = Float(result.x[k * d + j] - shift)
+        }
+        return Fit(
+            model: SoftmaxRegression(classes: k, dimension: d, weights: weights, bias: bias),
+            objective: result.value, iterations: result.iterations, converged: result.converged)
+    }
+
+    /// Each column shifted to mean 0 and scaled to variance 1 (constant columns are only shifted).
+    static func standardize(_ x: FeatureMatrix) -> (FeatureMatrix, mean: [Float], scale: [Float]) {
+        let n = x.rows, d = x.columns
+        var mean = [Double](repeating: 0, count: d), square = [Double](repeating: 0, count: d)
+        for i in 0..<n {
+            for p in 0..<d {
+                let v = Double(x.values[i * d + p])
+                mean[p] += v
+                square[p] += v * v
+            }
+        }
+        var scale = [Float](repeating: 1, count: d)
+        for p in 0..<d {
+            mean[p] /= Double(max(n, 1))
+            let variance = square[p] / Double(max(n, 1)) - mean[p] * mean[p]
+            if variance > 1e-12 { scale[p] = Float(variance.squareRoot()) }
+        }
+        var out = x.values
+        for i in 0..<n { for p in 0..<d { out[i * d + p] = (out[i * d + p] - Float(mean[p])) / scale[p] } }
+        return (FeatureMatrix(rows: n, columns: d, values: out), mean.map(Float.init), scale)
+    }
+}
+
+/// `out[i][j] = bias[j] + Σ_p a[i][p]·w[j][p]` for `rows` rows of `a` and `outputs` rows of `w`, split by rows of `a`
+/// over the thread pool.
+func gemm(_ a: [Float], rows: Int, _ w: [Float], outputs: Int, inner: Int, bias: [Float]?, threads: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: rows * outputs)
+    let chunk = 64, chunks = (rows + chunk - 1) / chunk
+    a.withUnsafeBufferPointer { a in
+        w.withUnsafeBufferPointer { w in
+            out.withUnsafeMutableBufferPointer { out in
+                bias.withOptionalBuffer { biasBase in
+                    parallelFor(chunks: chunks, threads: threads) { c in
+                        let start = c * chunk, count = min(chunk, rows - start)
+                        ms_gemm_f32(
+                            Int32(count), Int32(outputs), Int32(inner), a.baseAddress! + start * inner, Int32(inner),
+                            w.baseAddress!, Int32(inner), biasBase, out.baseAddress! + start * outputs, Int32(outputs))
+                    }
+                }
+            }
+        }
+    }
+    return out
+}
+
+extension Optional where Wrapped == [Float] {
+    /// Calls `body` with the array's base address, or nil.
+    func withOptionalBuffer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        switch self {
+        case .some(let array): return array.withUnsafeBufferPointer { body($0.baseAddress) }
+        case .none: return body(nil)
+        }
+    }
+}
+
+/// The transpose of a `rows × columns` matrix.
+func transpose(_ a: [Float], rows: Int, columns: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: a.count)
+    for i in 0..<rows { for j in 0..<columns { out[j * rows + i] = a[i * columns + j] } }
+    return out
+}
