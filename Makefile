@@ -1,5 +1,5 @@
 # Microscale: the two set-up commands. Each installs what it needs, then runs.
-#   make demo   fetch the model, build, and run the main job on the embedded engine
+#   make demo   fetch the models, build, and run the main job (the cascade on the example support task)
 #   make test   fetch the model, build in release mode, and run every test
 
 SWIFT ?= swift

@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
-# The main job until the cascade lands: load SmolLM2 in-process, show what the file holds, answer a few
-# support-style prompts with streaming output, and measure perplexity parity on shared data.
+# The main job: the whole cascade loop on the example task that ships with the project (support messages for a
+# fictional broadband provider, examples/support). Train and certify on 80% of the messages, decide the held-out
+# 20%, print what was accepted, escalated and reviewed with accuracy and cost, and write the HTML report; then
+# decide three new messages with the adapter just written.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$root/.build/release/microscale"
-model="${MICROSCALE_MODELS:-$root/models}/SmolLM2-135M-Instruct.Q4_1.gguf"
+task="$root/examples/support/task.yaml"
+cd "$root"
 
-echo "== inspect (summary)"
-summary="$("$bin" inspect "$model")"
-sed -n 1,5p <<<"$summary"
+"$bin" trial --task "$task" --data examples/support/messages.csv --report reports/support-queue.html
 echo
-for prompt in \
-  "My card still hasn't arrived after two weeks. What should I do?" \
-  "Classify this message as spam or ham: 'WINNER!! Claim your £900 prize now, call 09061701461'" \
-  "Write a Python function that reverses a string."; do
-  echo "== run: $prompt"
-  "$bin" run --model "$model" -n 64 "$prompt"
-  echo
-done
+echo "== decide (one JSON line per message)"
+"$bin" decide --task "$task" \
+  "hi my wifi keeps dropping every evening, can someone look at it" \
+  "I have asked my bank to reverse the last two direct debits as I never agreed to this price rise" \
+  "What's the weather like in Lisbon?"
+echo
+echo "open reports/support-queue.html for the full report"

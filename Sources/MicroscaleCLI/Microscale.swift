@@ -5,7 +5,10 @@ import ArgumentParser
 struct Microscale: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "microscale",
-        abstract: "A small language model on the hot path: in-process GGUF inference, tokenizers and tools.",
-        subcommands: [Inspect.self, Tokenize.self, Run.self, PerplexityCommand.self, Embed.self, Bench.self]
+        abstract: "A small language model on the hot path: calibrated decisions with certified thresholds, in-process inference, and the tools around them.",
+        subcommands: [
+            TrialCommand.self, Train.self, Decide.self, Eval.self, Run.self, Embed.self, Tokenize.self, Inspect.self,
+            PerplexityCommand.self, Bench.self,
+        ]
     )
 }

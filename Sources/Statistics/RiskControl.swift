@@ -22,6 +22,13 @@ public struct CertifiedThreshold: Codable, Sendable, Equatable {
     /// Why nothing is accepted, when nothing is.
     public var reason: String?
 
+    /// A certificate that accepts nothing, for `reason`.
+    public static func none(target: Double, delta: Double, reason: String) -> CertifiedThreshold {
+        CertifiedThreshold(
+            threshold: nil, target: target, delta: delta, items: 0, accepted: 0, errors: 0, upperBound: 1,
+            itemsNeeded: RiskControl.startSize(target: target, delta: delta), reason: reason)
+    }
+
     /// Fraction of the calibration items accepted.
     public var coverage: Double { items > 0 ? Double(accepted) / Double(items) : 0 }
 }
@@ -105,8 +112,8 @@ public enum RiskControl {
     }
 }
 
-/// "2%" or "0.5%".
-func percent(_ x: Double) -> String {
+/// A rate as a percentage: "2%" or "0.5%".
+public func percent(_ x: Double) -> String {
     let p = x * 100
     return p == p.rounded() ? "\(Int(p))%" : String(format: "%.1f%%", p)
 }

@@ -39,6 +39,8 @@ public final class BertEncoder: Backbone, @unchecked Sendable {
     public let threads: Int
     /// Where the model was loaded from.
     public let directory: String
+    /// Blocks whose outputs are pooled into the feature vector, concatenated in this order (default: the last).
+    public let pooledLayers: [Int]
 
     struct Layer {
         let q, k, v, o, up, down: Linear
@@ -50,11 +52,15 @@ public final class BertEncoder: Backbone, @unchecked Sendable {
     private let embeddingNorm: LayerNorm
     private let blocks: [Layer]
 
-    public var dimension: Int { configuration.hiddenSize }
-    public var identifier: String { "bert:\(URL(fileURLWithPath: directory).lastPathComponent):\(file.storage.count):\(tokenizer.maxLength)" }
+    public var dimension: Int { configuration.hiddenSize * pooledLayers.count }
+    public var identifier: String {
+        let layers = pooledLayers == [configuration.layers] ? "" : ":layers=" + pooledLayers.map(String.init).joined(separator: ",")
+        return "bert:\(URL(fileURLWithPath: directory).lastPathComponent):\(file.storage.count):\(tokenizer.maxLength)\(layers)"
+    }
 
-    /// Loads the encoder in `directory`; `maxLength` overrides the sequence length from `sentence_bert_config.json`.
-    public init(directory: String, threads: Int = 2, maxLength: Int? = nil) throws {
+    /// Loads the encoder in `directory`; `maxLength` overrides the sequence length from `sentence_bert_config.json`;
+    /// `layers` (1-based block numbers) chooses which blocks' outputs are pooled and concatenated (default: the last).
+    public init(directory: String, threads: Int = 2, maxLength: Int? = nil, layers: [Int]? = nil) throws {
         self.directory = directory
         self.threads = threads
         func read(_ name: String) throws -> Data {
@@ -75,6 +81,11 @@ public final class BertEncoder: Backbone, @unchecked Sendable {
             throw InferenceError.invalidConfiguration("BERT with \(config.heads) heads, width \(config.hiddenSize), activation \(config.activation)")
         }
         configuration = config
+        let chosen = layers ?? [config.layers]
+        guard !chosen.isEmpty, chosen.allSatisfy({ (1...config.layers).contains($0) }) else {
+            throw InferenceError.invalidConfiguration("pooled layers \(chosen) must be block numbers 1…\(config.layers)")
+        }
+        pooledLayers = chosen
         if let pooling = try? JSONSerialization.jsonObject(with: read("1_Pooling/config.json")) as? [String: Any],
            pooling["pooling_mode_mean_tokens"] as? Bool == false {
             throw InferenceError.invalidConfiguration("only mean pooling is implemented; \(directory)/1_Pooling/config.json asks for another")
@@ -109,22 +120,33 @@ public final class BertEncoder: Backbone, @unchecked Sendable {
         try embed(tokens: texts.map(tokenizer.encode))
     }
 
-    /// Mean-pooled, L2-normalised embeddings of already tokenized inputs (each `[CLS] … [SEP]`).
+    /// Mean-pooled, L2-normalised embeddings of already tokenized inputs (each `[CLS] … [SEP]`), one per pooled
+    /// layer, concatenated.
     public func embed(tokens batch: [[Int]]) throws -> [[Float]] {
-        let states = try hiddenStates(batch)
         let h = configuration.hiddenSize
-        var offset = 0
-        return batch.map { seq in
-            var pooled = [Float](repeating: 0, count: h)
-            for t in 0..<seq.count { for i in 0..<h { pooled[i] += states[(offset + t) * h + i] } }
-            offset += seq.count
-            let norm = max(pooled.reduce(0) { $0 + $1 * $1 }.squareRoot() / Float(seq.count), 1e-12)
-            return pooled.map { $0 / Float(seq.count) / norm }
+        var pooledByLayer = [Int: [[Float]]]()
+        try hiddenStates(batch, layers: Set(pooledLayers)) { layer, states in
+            var offset = 0
+            pooledByLayer[layer] = batch.map { seq in
+                var pooled = [Float](repeating: 0, count: h)
+                for t in 0..<seq.count { for i in 0..<h { pooled[i] += states[(offset + t) * h + i] } }
+                offset += seq.count
+                let norm = max(pooled.reduce(0) { $0 + $1 * $1 }.squareRoot() / Float(seq.count), 1e-12)
+                return pooled.map { $0 / Float(seq.count) / norm }
+            }
         }
+        return batch.indices.map { b in pooledLayers.flatMap { pooledByLayer[$0]![b] } }
     }
 
     /// Final hidden states of every token of every sequence, packed (`Σ lengths × hiddenSize`).
     public func hiddenStates(_ batch: [[Int]]) throws -> [Float] {
+        var final = [Float]()
+        try hiddenStates(batch, layers: [configuration.layers]) { _, states in final = states }
+        return final
+    }
+
+    /// Runs the blocks and hands `visit` the packed hidden states after each block in `layers` (1-based).
+    func hiddenStates(_ batch: [[Int]], layers: Set<Int>, visit: (Int, [Float]) -> Void) throws {
         let c = configuration, h = c.hiddenSize
         for seq in batch {
             guard !seq.isEmpty else { throw InferenceError.emptyInput }
@@ -146,7 +168,7 @@ public final class BertEncoder: Backbone, @unchecked Sendable {
         var q = [Float](repeating: 0, count: n * h), k = q, v = q, context = q, projected = q
         var inner = [Float](repeating: 0, count: n * c.intermediateSize)
         let starts = batch.reduce(into: [0]) { $0.append($0.last! + $1.count) }
-        for layer in blocks {
+        for (number, layer) in zip(1..., blocks) {
             layer.q.apply(x, rows: n, into: &q, threads: threads)
             layer.k.apply(x, rows: n, into: &k, threads: threads)
             layer.v.apply(x, rows: n, into: &v, threads: threads)
@@ -157,8 +179,8 @@ public final class BertEncoder: Backbone, @unchecked Sendable {
             ms_gelu_erf(Int32(inner.count), &inner)
             layer.down.apply(inner, rows: n, into: &projected, threads: threads)
             layer.outputNorm.apply(&x, adding: projected, rows: n)
+            if layers.contains(number) { visit(number, x) }
         }
-        return x
     }
 
     /// Softmax attention of every head, each text attending only to its own tokens.

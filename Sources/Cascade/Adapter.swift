@@ -1,0 +1,159 @@
+import Foundation
+import Statistics
+
+/// A task head trained on one backbone's features, with its calibration, thresholds and the digests of everything it
+/// depends on. Stored as versioned JSON beside the task spec.
+public struct Adapter: Codable, Sendable {
+    /// File format name.
+    public static let format = "microscale-adapter"
+    /// Current format version; older or newer files are refused.
+    public static let currentVersion = 1
+
+    /// How the head was made.
+    public enum Kind: String, Codable, Sendable {
+        /// Logistic regression on labelled examples, calibrated and certified.
+        case trained
+        /// Nearest label description, no labelled data: nothing is certified.
+        case zeroShot
+    }
+
+    /// Always `microscale-adapter`.
+    public var format = Adapter.format
+    /// Format version.
+    public var version = Adapter.currentVersion
+    /// Task name.
+    public var task: String
+    /// Trained or zero-shot.
+    public var kind: Kind
+    /// When it was made (ISO 8601).
+    public var created: String
+    /// The labels, in head order.
+    public var labels: [String]
+    /// The backbone's identifier (informational).
+    public var backbone: String
+    /// SHA-256 of the backbone's files.
+    public var backboneSHA256: String
+    /// SHA-256 of the template and truncation.
+    public var templateSHA256: String
+    /// SHA-256 of the training data file (empty for zero-shot).
+    public var dataSHA256: String
+    /// SHA-256 of the risk settings the thresholds were certified for.
+    public var policySHA256: String
+    /// The head.
+    public var head: SoftmaxRegression
+    /// Temperature dividing the logits.
+    public var temperature: Double
+    /// L2 strength chosen.
+    public var l2: Double
+    /// Lexical features the head also reads (nil: none).
+    public var lexical: LexicalFeatures?
+    /// Cross-validation scores of each strength tried.
+    public var crossValidation: [ModelSelection.Candidate]
+    /// Calibration-set figures.
+    public var calibration: CalibrationSummary
+    /// Certified acceptance threshold per risk class.
+    public var thresholds: [ClassThreshold]
+    /// Per high-risk class, the largest mass a low-risk acceptance may carry.
+    public var massBounds: [MassBound]
+    /// Calibration items per label (true label).
+    public var labelCalibrationItems: [Int]
+
+    /// Calibration-set figures before and after temperature scaling.
+    public struct CalibrationSummary: Codable, Sendable {
+        /// Items held out for calibration.
+        public var items: Int
+        /// Items the head was fitted on.
+        public var fitItems: Int
+        /// Accuracy on the calibration items.
+        public var accuracy: Double
+        /// Negative log-likelihood before and after scaling.
+        public var nllBefore, nllAfter: Double
+        /// Expected calibration error (15 bins) before and after scaling.
+        public var eceBefore, eceAfter: Double
+    }
+
+    /// A risk class's certified threshold.
+    public struct ClassThreshold: Codable, Sendable {
+        /// Risk class.
+        public var riskClass: String
+        /// The certificate.
+        public var certificate: CertifiedThreshold
+    }
+
+    /// The asymmetric bound of one high-risk class.
+    public struct MassBound: Codable, Sendable {
+        /// The high-risk class.
+        public var riskClass: String
+        /// Low-risk acceptance requires the class's probability mass below this (0: never accept low-risk).
+        public var bound: Double
+        /// Target rate at which items of the class may be auto-accepted as low-risk.
+        public var missTarget: Double
+        /// Calibration items of the class.
+        public var items: Int
+        /// Of those, how many the bound would let be accepted as low-risk (before thresholds).
+        public var misses: Int
+        /// Clopper-Pearson upper bound on that rate (1 when not certified).
+        public var upperBound: Double
+        /// Why no positive bound could be certified, when none could.
+        public var reason: String?
+    }
+}
+
+/// Why an adapter does not fit a task.
+public struct AdapterError: Error, CustomStringConvertible, Sendable {
+    /// The adapter file.
+    public var file: String
+    /// What is wrong and what to do.
+    public var message: String
+    public var description: String { "\(file): \(message)" }
+}
+
+extension Adapter {
+    /// Digest of the settings thresholds depend on: labels, their risk classes, targets, confidence, minimum items.
+    public static func policyDigest(_ spec: TaskSpec) -> String {
+        var parts = spec.labels.map { "\($0.name)=\($0.risk)" }
+        parts += spec.riskClasses.map { "\($0.name):\($0.targetError):\($0.missTarget ?? -1):\($0.maxMass)" }
+        parts.append("confidence=\(spec.confidence) min=\(spec.training.minLabelItems)")
+        return Digest.of(parts.joined(separator: "\n"))
+    }
+
+    /// Writes the adapter as JSON.
+    public func write(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// Reads an adapter and checks that it was made for this spec's labels, backbone, template and risk settings.
+    public static func load(
+        _ path: String, for spec: TaskSpec, backboneDigest: String, backboneIdentifier: String, templateDigest: String
+    ) throws -> Adapter {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw AdapterError(file: path, message: "no adapter here: train one with `microscale train --task \(spec.file) --data FILE`")
+        }
+        let adapter: Adapter
+        do { adapter = try JSONDecoder().decode(Adapter.self, from: data) } catch {
+            throw AdapterError(file: path, message: "not a readable adapter file (\(error)); retrain it")
+        }
+        guard adapter.format == format, adapter.version == currentVersion else {
+            throw AdapterError(file: path, message: "format \(adapter.format) v\(adapter.version); this build reads \(format) v\(currentVersion): retrain")
+        }
+        let retrain = "retrain with `microscale train --task \(spec.file)`"
+        guard adapter.labels == spec.labels.map(\.name) else {
+            throw AdapterError(file: path, message: "it was trained for labels \(adapter.labels.joined(separator: ", ")); the task now has \(spec.labels.map(\.name).joined(separator: ", ")): \(retrain)")
+        }
+        guard adapter.backboneSHA256 == backboneDigest, adapter.backbone == backboneIdentifier else {
+            throw AdapterError(file: path, message: "it was trained on backbone \(adapter.backbone) (sha256 \(adapter.backboneSHA256.prefix(12))…) but the task's backbone is \(backboneIdentifier) (sha256 \(backboneDigest.prefix(12))…): \(retrain)")
+        }
+        guard adapter.templateSHA256 == templateDigest else {
+            throw AdapterError(file: path, message: "it was trained with a different template or input truncation than the task now pins: \(retrain)")
+        }
+        guard adapter.policySHA256 == policyDigest(spec) else {
+            throw AdapterError(file: path, message: "the task's risk classes, targets or confidence changed since its thresholds were certified: \(retrain)")
+        }
+        guard adapter.head.classes == spec.labels.count else {
+            throw AdapterError(file: path, message: "the head has \(adapter.head.classes) outputs for \(spec.labels.count) labels: \(retrain)")
+        }
+        return adapter
+    }
+}

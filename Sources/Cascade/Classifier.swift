@@ -1,0 +1,142 @@
+import Foundation
+import Statistics
+
+/// What the cascade decided for one input.
+public struct Decision: Codable, Sendable {
+    /// The predicted label.
+    public var label: String
+    /// Its calibrated probability.
+    public var probability: Double
+    /// Where the input goes.
+    public var route: Route
+    /// Why.
+    public var reason: Reason
+    /// The reason in words.
+    public var detail: String
+    /// The label's risk class.
+    public var riskClass: String
+    /// Where the route leads (the tier's name and destination).
+    public var destination: String
+    /// Probability mass on each high-risk class.
+    public var highRiskMass: [String: Double]
+    /// The most probable labels, best first.
+    public var alternatives: [Alternative]
+    /// Time spent, in milliseconds.
+    public var timings: Timings
+
+    /// A candidate label.
+    public struct Alternative: Codable, Sendable {
+        /// Label.
+        public var label: String
+        /// Calibrated probability.
+        public var probability: Double
+    }
+
+    /// Milliseconds per stage.
+    public struct Timings: Codable, Sendable {
+        /// Features from the backbone.
+        public var backbone: Double
+        /// The head and softmax.
+        public var head: Double
+        /// Policy and rules.
+        public var policy: Double
+        /// All of it.
+        public var total: Double
+    }
+}
+
+/// An input the classifier refuses, before any model work.
+public struct InputError: Error, CustomStringConvertible, Sendable {
+    /// What is wrong.
+    public var message: String
+    public var description: String { message }
+}
+
+/// A task ready to decide: spec, backbone, adapter and policy, loaded once.
+public struct Classifier: Sendable {
+    /// The task.
+    public let spec: TaskSpec
+    /// Features.
+    public let extractor: FeatureExtractor
+    /// The trained (or zero-shot) head with its certificates.
+    public let adapter: Adapter
+    /// The policy built from them.
+    public let policy: Policy
+
+    /// Loads a task's backbone and adapter; refuses an adapter made for another backbone, template or policy.
+    public init(spec: TaskSpec, adapterPath: String? = nil, threads: Int = 2) throws {
+        let backbone = try LoadedBackbone(spec.backbone, maxTokens: spec.maxInputTokens, threads: threads)
+        let extractor = FeatureExtractor(backbone: backbone, template: spec.template, maxTokens: spec.maxInputTokens)
+        let adapter = try Adapter.load(
+            adapterPath ?? spec.adapterPath, for: spec, backboneDigest: backbone.digest,
+            backboneIdentifier: backbone.model.identifier, templateDigest: extractor.templateDigest)
+        self.init(spec: spec, extractor: extractor, adapter: adapter)
+    }
+
+    /// A classifier over parts already loaded.
+    public init(spec: TaskSpec, extractor: FeatureExtractor, adapter: Adapter) {
+        self.spec = spec
+        self.extractor = extractor
+        self.adapter = adapter
+        policy = Policy(spec: spec, adapter: adapter)
+    }
+
+    /// Logits for a batch of feature vectors of `texts` (before temperature).
+    public func logits(_ features: FeatureMatrix, texts: [String]) -> [Float] {
+        adapter.head.logits(features, sparse: adapter.lexical?.rows(texts))
+    }
+
+    /// Calibrated probabilities for a batch of feature vectors of `texts`.
+    public func probabilities(_ features: FeatureMatrix, texts: [String]) -> [Double] {
+        var x = features
+        if adapter.kind == .zeroShot {  // cosine similarity: normalise inputs as the label vectors were
+            for i in 0..<x.rows {
+                let norm = max(x.row(i).reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+                for p in 0..<x.columns { x.values[i * x.columns + p] /= norm }
+            }
+        }
+        return softmax(logits(x, texts: texts), classes: adapter.head.classes, temperature: adapter.temperature)
+    }
+
+    /// Checks an input before it reaches the model.
+    public func validate(_ text: String) throws {
+        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw InputError(message: "the input is empty") }
+        if text.count > spec.maxInputCharacters {
+            throw InputError(message: "the input has \(text.count) characters; task \(spec.name) accepts at most \(spec.maxInputCharacters)")
+        }
+    }
+
+    /// Decides one input.
+    public func decide(_ text: String) throws -> Decision {
+        try validate(text)
+        let clock = ContinuousClock(), start = clock.now
+        let vector = try extractor.features(text)
+        let afterBackbone = clock.now
+        let p = probabilities(FeatureMatrix(rows: 1, columns: vector.count, values: vector), texts: [text])
+        let afterHead = clock.now
+        var decision = decision(p, text: text)
+        let end = clock.now
+        func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15 }
+        decision.timings = .init(backbone: ms(afterBackbone - start), head: ms(afterHead - afterBackbone),
+                                 policy: ms(end - afterHead), total: ms(end - start))
+        return decision
+    }
+
+    /// The decision for calibrated probabilities `p` of `text` (no timings).
+    public func decision(_ p: [Double], text: String) -> Decision {
+        let outcome = policy.decide(p, text: text)
+        let ranked = p.indices.sorted { p[$0] > p[$1] }.prefix(3)
+        let destination: String
+        switch outcome.route {
+        case .accept: destination = spec.tiers.small.name
+        case .escalate: destination = [spec.tiers.large?.name, spec.tiers.large?.destination].compactMap { $0 }.joined(separator: " at ")
+        case .review: destination = [spec.tiers.human.name, spec.tiers.human.destination].compactMap { $0 }.joined(separator: ": ")
+        }
+        return Decision(
+            label: spec.labels[outcome.label].name, probability: outcome.probability, route: outcome.route,
+            reason: outcome.reason, detail: outcome.detail, riskClass: spec.labels[outcome.label].risk,
+            destination: destination, highRiskMass: policy.highRiskMass(p),
+            alternatives: ranked.map { .init(label: spec.labels[$0].name, probability: p[$0]) },
+            timings: .init(backbone: 0, head: 0, policy: 0, total: 0))
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import Statistics
+
+/// How a task's cascade did on labelled items it was not trained or calibrated on.
+public struct Evaluation: Sendable {
+    /// The task.
+    public var spec: TaskSpec
+    /// The adapter evaluated.
+    public var adapter: Adapter
+    /// Where the items came from.
+    public var source: String
+    /// Probabilities before temperature scaling.
+    public var raw: ScoredItems
+    /// Calibrated probabilities.
+    public var calibrated: ScoredItems
+    /// The decision for every item (without timings).
+    public var decisions: [Decision]
+    /// Single-request decision latency, when measured.
+    public var latency: Latency?
+    /// Repeated calibration splits, when run.
+    public var study: GuaranteeStudy?
+
+    /// Latency percentiles in milliseconds.
+    public struct Latency: Sendable {
+        /// Requests timed.
+        public var samples: Int
+        /// Percentiles of the whole decision, and the backbone's part at the median.
+        public var p50, p95, p99, mean, backboneP50: Double
+    }
+
+    /// Outcome of one risk class's predictions.
+    public struct ClassOutcome: Sendable {
+        /// Risk class.
+        public var riskClass: RiskClass
+        /// Items predicted as one of its labels.
+        public var predicted: Int
+        /// Of those, accepted.
+        public var accepted: Int
+        /// Wrong among the accepted.
+        public var errors: Int
+        /// accepted / predicted.
+        public var coverage: Double { predicted > 0 ? Double(accepted) / Double(predicted) : 0 }
+        /// errors / accepted.
+        public var realisedError: Double { accepted > 0 ? Double(errors) / Double(accepted) : 0 }
+    }
+
+    /// How items of a high-risk class fared.
+    public struct HighRiskOutcome: Sendable {
+        /// Risk class.
+        public var riskClass: RiskClass
+        /// Items whose true label is in it.
+        public var items: Int
+        /// Of those, predicted as a label outside it (the classifier's false negatives).
+        public var missedByModel: Int
+        /// Of those, auto-accepted as a label outside every high-risk class (the misses the policy must prevent).
+        public var autoAcceptedAsLowRisk: Int
+    }
+
+    /// Evaluates an adapter on features of labelled items.
+    public init(classifier: Classifier, features: FeatureMatrix, labels: [Int], texts: [String], source: String) {
+        spec = classifier.spec
+        adapter = classifier.adapter
+        self.source = source
+        let k = spec.labels.count
+        raw = ScoredItems(probabilities: softmax(classifier.logits(features, texts: texts), classes: k), labels: labels, classes: k)
+        let probabilities = classifier.probabilities(features, texts: texts)
+        calibrated = ScoredItems(probabilities: probabilities, labels: labels, classes: k)
+        decisions = (0..<labels.count).map { i in
+            classifier.decision(Array(probabilities[i * k..<(i + 1) * k]), text: texts[i])
+        }
+    }
+
+    /// Items per route.
+    public func count(_ route: Route) -> Int { decisions.filter { $0.route == route }.count }
+
+    /// Share of items per route.
+    public func rate(_ route: Route) -> Double { Double(count(route)) / Double(max(decisions.count, 1)) }
+
+    /// Whether item `i`'s predicted label is right.
+    func correct(_ i: Int) -> Bool { spec.labelIndex(decisions[i].label) == calibrated.labels[i] }
+
+    /// Error rate among accepted items.
+    public var acceptedError: Double {
+        let accepted = decisions.indices.filter { decisions[$0].route == .accept }
+        return accepted.isEmpty ? 0 : Double(accepted.filter { !correct($0) }.count) / Double(accepted.count)
+    }
+
+    /// Per risk class: predicted, accepted, errors.
+    public var classOutcomes: [ClassOutcome] {
+        spec.riskClasses.map { c in
+            let predicted = decisions.indices.filter { decisions[$0].riskClass == c.name }
+            let accepted = predicted.filter { decisions[$0].route == .accept }
+            return ClassOutcome(riskClass: c, predicted: predicted.count, accepted: accepted.count,
+                                errors: accepted.filter { !correct($0) }.count)
+        }
+    }
+
+    /// Per high-risk class: the model's and the policy's misses.
+    public var highRiskOutcomes: [HighRiskOutcome] {
+        let highRisk = Set(spec.riskClasses.filter(\.isHighRisk).map(\.name))
+        return spec.riskClasses.filter(\.isHighRisk).map { c in
+            let items = calibrated.labels.indices.filter { spec.labels[calibrated.labels[$0]].risk == c.name }
+            return HighRiskOutcome(
+                riskClass: c, items: items.count,
+                missedByModel: items.filter { decisions[$0].riskClass != c.name }.count,
+                autoAcceptedAsLowRisk: items.filter { decisions[$0].route == .accept && !highRisk.contains(decisions[$0].riskClass) }.count)
+        }
+    }
+
+    /// Cost per 1,000 requests of the cascade: every request runs the small tier, escalations add the large tier,
+    /// reviews add a person.
+    public var cascadeCostPer1k: Double {
+        let tiers = spec.tiers
+        return tiers.small.costPer1k + rate(.escalate) * (tiers.large?.costPer1k ?? 0) + rate(.review) * tiers.human.costPer1k
+    }
+
+    /// The part of the cascade's cost per 1,000 requests spent on human review.
+    public var reviewCostPer1k: Double { rate(.review) * spec.tiers.human.costPer1k }
+
+    /// Cost per 1,000 requests of sending everything to the largest tier (a person when there is no large model).
+    public var allLargeCostPer1k: Double { spec.tiers.large?.costPer1k ?? spec.tiers.human.costPer1k }
+
+    /// Times `samples` single decisions (after two warm-up calls).
+    public mutating func measureLatency(_ classifier: Classifier, texts: [String], samples: Int) throws {
+        let chosen = Array(texts.prefix(samples))
+        guard !chosen.isEmpty else { return }
+        for text in chosen.prefix(2) { _ = try classifier.decide(text) }
+        var totals = [Double](), backbone = [Double]()
+        for text in chosen {
+            let decision = try classifier.decide(text)
+            totals.append(decision.timings.total)
+            backbone.append(decision.timings.backbone)
+        }
+        totals.sort()
+        backbone.sort()
+        func quantile(_ sorted: [Double], _ q: Double) -> Double { sorted[min(sorted.count - 1, Int(q * Double(sorted.count)))] }
+        latency = Latency(samples: totals.count, p50: quantile(totals, 0.5), p95: quantile(totals, 0.95),
+                          p99: quantile(totals, 0.99), mean: totals.reduce(0, +) / Double(totals.count),
+                          backboneP50: quantile(backbone, 0.5))
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import Statistics
+
+/// Where a decision goes.
+public enum Route: String, Codable, Sendable, CaseIterable, Comparable {
+    /// The small model's answer is used.
+    case accept
+    /// The larger tier answers, with the small model's draft attached.
+    case escalate
+    /// A person decides.
+    case review
+
+    /// Stricter routes compare greater: rules may only move a decision up.
+    public static func < (a: Route, b: Route) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// Why a decision took its route.
+public enum Reason: String, Codable, Sendable, CaseIterable {
+    /// Confidence at or above the certified threshold.
+    case confident
+    /// Confidence below the certified threshold.
+    case belowThreshold
+    /// No threshold could be certified for the label or its risk class.
+    case uncertified
+    /// A low-risk prediction carried too much probability on a high-risk class.
+    case highRiskMass
+    /// Low confidence everywhere: the input is probably outside the task.
+    case outOfScope
+    /// The label always goes to review.
+    case alwaysReview
+    /// A rule of the spec matched the input.
+    case rule
+    /// A zero-shot adapter: nothing is certified yet, everything is reviewed so labels accumulate.
+    case zeroShot
+}
+
+/// The decision policy of a task: certified thresholds, the asymmetric high-risk bounds, out-of-scope handling and
+/// the spec's rules. Pure and deterministic given the calibrated probabilities and the text.
+public struct Policy: Sendable {
+    /// Outcome of the policy for one input.
+    public struct Outcome: Sendable {
+        /// Most probable label.
+        public var label: Int
+        /// Its calibrated probability.
+        public var probability: Double
+        /// The route.
+        public var route: Route
+        /// Why.
+        public var reason: Reason
+        /// The reason in words.
+        public var detail: String
+    }
+
+    let spec: TaskSpec
+    let kind: Adapter.Kind
+    let classOfLabel: [Int]
+    let thresholds: [CertifiedThreshold]
+    let labelEligible: [Bool]
+    let massBounds: [(riskClass: Int, bound: Double, labels: [Int])]
+    let alwaysReview: Set<Int>
+
+    /// The policy of a spec with an adapter's certified values.
+    public init(spec: TaskSpec, adapter: Adapter) {
+        self.spec = spec
+        kind = adapter.kind
+        classOfLabel = spec.labels.map { label in spec.riskClasses.firstIndex { $0.name == label.risk }! }
+        thresholds = spec.riskClasses.map { c in
+            adapter.thresholds.first { $0.riskClass == c.name }?.certificate
+                ?? .none(target: c.targetError, delta: spec.delta, reason: "no certificate in the adapter")
+        }
+        labelEligible = adapter.labelCalibrationItems.map { $0 >= spec.training.minLabelItems }
+        massBounds = adapter.massBounds.compactMap { m in
+            guard let c = spec.riskClasses.firstIndex(where: { $0.name == m.riskClass }) else { return nil }
+            return (c, m.bound, spec.labels.indices.filter { spec.labels[$0].risk == m.riskClass })
+        }
+        alwaysReview = Set(spec.alwaysReview.compactMap { spec.labelIndex($0) })
+    }
+
+    /// Probability mass on each high-risk class, by class name.
+    public func highRiskMass(_ p: [Double]) -> [String: Double] {
+        Dictionary(uniqueKeysWithValues: massBounds.map { m in
+            (spec.riskClasses[m.riskClass].name, m.labels.reduce(0) { $0 + p[$1] })
+        })
+    }
+
+    /// The route a rejected prediction of `riskClass` takes (review when there is no larger tier).
+    func rejectRoute(_ riskClass: Int) -> Route {
+        let route = spec.riskClasses[riskClass].onReject
+        return route == .escalate && spec.tiers.large == nil ? .review : route
+    }
+
+    /// The model's route before rules.
+    func modelRoute(_ p: [Double]) -> Outcome {
+        let label = p.indices.max { p[$0] < p[$1] }!
+        let confidence = p[label], c = classOfLabel[label], riskClass = spec.riskClasses[c]
+        func outcome(_ route: Route, _ reason: Reason, _ detail: String) -> Outcome {
+            Outcome(label: label, probability: confidence, route: route, reason: reason, detail: detail)
+        }
+        if kind == .zeroShot {
+            return outcome(.review, .zeroShot, "zero-shot adapter: no labelled data has certified any threshold yet")
+        }
+        if confidence < spec.outOfScopeBelow {
+            return outcome(spec.tiers.large == nil ? .review : .escalate, .outOfScope,
+                           String(format: "top probability %.3f is below the out-of-scope floor %.3f", confidence, spec.outOfScopeBelow))
+        }
+        guard let threshold = thresholds[c].threshold else {
+            return outcome(rejectRoute(c), .uncertified, "risk class \(riskClass.name) has no certified threshold: \(thresholds[c].reason ?? "none")")
+        }
+        guard labelEligible[label] else {
+            return outcome(rejectRoute(c), .uncertified, "label \(spec.labels[label].name) had fewer than \(spec.training.minLabelItems) calibration items")
+        }
+        if confidence < threshold {
+            return outcome(rejectRoute(c), .belowThreshold,
+                           String(format: "probability %.3f is below %@'s certified threshold %.3f", confidence, riskClass.name, threshold))
+        }
+        if !riskClass.isHighRisk {
+            for m in massBounds {
+                let mass = m.labels.reduce(0) { $0 + p[$1] }
+                if mass >= m.bound {
+                    return outcome(.review, .highRiskMass, String(
+                        format: "probability %.3f on high-risk class %@ is at or above its bound %.3f", mass,
+                        spec.riskClasses[m.riskClass].name, m.bound))
+                }
+            }
+        }
+        return outcome(.accept, .confident, String(format: "probability %.3f ≥ %@'s certified threshold %.3f", confidence, riskClass.name, threshold))
+    }
+
+    /// The decision for calibrated probabilities `p` of input `text`: the model's route, then the spec's
+    /// always-review labels and rules, which can only make it stricter.
+    public func decide(_ p: [Double], text: String) -> Outcome {
+        var outcome = modelRoute(p)
+        if alwaysReview.contains(outcome.label), outcome.route < .review {
+            outcome.route = .review
+            outcome.reason = .alwaysReview
+            outcome.detail = "label \(spec.labels[outcome.label].name) always goes to review"
+        }
+        let range = NSRange(text.startIndex..., in: text)
+        for rule in spec.rules where rule.route > outcome.route {
+            if !rule.labels.isEmpty && !rule.labels.contains(spec.labels[outcome.label].name) { continue }
+            if rule.expression.firstMatch(in: text, range: range) != nil {
+                outcome.route = rule.route
+                outcome.reason = .rule
+                outcome.detail = "rule '\(rule.name)' matched"
+            }
+        }
+        return outcome
+    }
+}

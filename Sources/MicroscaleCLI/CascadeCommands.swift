@@ -1,0 +1,230 @@
+import ArgumentParser
+import Cascade
+import Foundation
+import Statistics
+
+/// `microscale train --task SPEC --data FILE`: fit, calibrate and certify a task's adapter.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a task's adapter: backbone features, a logistic-regression head (L2 by cross-validation), temperature scaling and certified thresholds.")
+
+    @Option(help: "The task spec (YAML).")
+    var task: String
+
+    @Option(help: "Labelled CSV with the spec's text and label columns (omit with --zero-shot).")
+    var data: String?
+
+    @Flag(help: "No labelled data yet: score label descriptions by similarity and send every decision to review.")
+    var zeroShot = false
+
+    @Option(help: "Where to write the adapter (default: the spec's adapter path).")
+    var output: String?
+
+    @Option(name: [.customShort("t"), .long], help: "Threads.")
+    var threads = 2
+
+    func run() throws {
+        let spec = try TaskSpec.load(task)
+        let backbone = try LoadedBackbone(spec.backbone, maxTokens: spec.maxInputTokens, threads: threads)
+        var trainer = Trainer(spec: spec, extractor: FeatureExtractor(backbone: backbone, template: spec.template, maxTokens: spec.maxInputTokens))
+        trainer.threads = threads
+        let adapter: Adapter
+        if zeroShot {
+            adapter = try trainer.zeroShot()
+        } else {
+            guard let data else { throw ValidationError("give --data FILE, or --zero-shot to start without labels") }
+            let labelled = try LabelledData.load(data, spec: spec)
+            adapter = try trainer.train(
+                features: try trainer.features(labelled), texts: labelled.texts, labels: labelled.labels,
+                dataDigest: labelled.digest).adapter
+        }
+        let path = output ?? spec.adapterPath
+        try adapter.write(to: path)
+        print("wrote \(path)")
+        for t in adapter.thresholds {
+            let c = t.certificate
+            if let threshold = c.threshold {
+                print(String(format: "  %@: accept at p ≥ %.4f (target error %@, %d/%d calibration items accepted, %d wrong, bound %@ at %@ confidence)",
+                             t.riskClass, threshold, percent(c.target), c.accepted, c.items, c.errors, percent(c.upperBound), percent(1 - c.delta)))
+            } else {
+                print("  \(t.riskClass): never auto-accepted: \(c.reason ?? "")")
+            }
+        }
+        for m in adapter.massBounds {
+            print("  \(m.riskClass) (high risk): low-risk acceptance needs its mass < \(m.bound)" + (m.reason.map { " — \($0)" } ?? ", certified miss rate ≤ \(percent(m.upperBound))"))
+        }
+        let thin = spec.labels.indices.filter { adapter.labelCalibrationItems[$0] < spec.training.minLabelItems }
+        if !thin.isEmpty && !zeroShot {
+            print("  never auto-accepted (fewer than \(spec.training.minLabelItems) calibration items): \(thin.map { spec.labels[$0].name }.joined(separator: ", "))")
+        }
+    }
+}
+
+/// `microscale decide --task SPEC "text"`: one decision as JSON.
+struct Decide: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Decide inputs with a trained task: label, calibrated probability, route, reason and timings, as JSON lines.")
+
+    @Option(help: "The task spec (YAML).")
+    var task: String
+
+    @Option(help: "Adapter file (default: the spec's adapter path).")
+    var adapter: String?
+
+    @Option(name: [.customShort("t"), .long], help: "Threads.")
+    var threads = 2
+
+    @Argument(help: "Texts to decide.")
+    var texts: [String]
+
+    func run() throws {
+        let classifier = try Classifier(spec: try TaskSpec.load(task), adapterPath: adapter, threads: threads)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var failed = false
+        for text in texts {
+            do {
+                print(String(decoding: try encoder.encode(try classifier.decide(text)), as: UTF8.self))
+            } catch let error as InputError {
+                // One bad input does not stop the others; the exit status says something failed.
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                failed = true
+            }
+        }
+        if failed { throw ExitCode(2) }
+    }
+}
+
+/// `microscale eval --task SPEC --data FILE`: metrics and an HTML report.
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Evaluate a trained task on labelled data it has not seen and write an HTML report.")
+
+    @Option(help: "The task spec (YAML).")
+    var task: String
+
+    @Option(help: "Labelled CSV with the spec's columns.")
+    var data: String
+
+    @Option(help: "Adapter file (default: the spec's adapter path).")
+    var adapter: String?
+
+    @Option(help: "HTML report path.")
+    var report = "reports/eval.html"
+
+    @Option(help: "Single requests to time for latency.")
+    var latencySamples = 300
+
+    @Option(name: [.customShort("t"), .long], help: "Threads.")
+    var threads = 2
+
+    func run() throws {
+        let spec = try TaskSpec.load(task)
+        let classifier = try Classifier(spec: spec, adapterPath: adapter, threads: threads)
+        let labelled = try LabelledData.load(data, spec: spec)
+        let bar = ProgressBar("features")
+        let features = try classifier.extractor.features(labelled.texts) { bar.update($0, $1) }
+        var evaluation = Evaluation(classifier: classifier, features: features, labels: labelled.labels, texts: labelled.texts, source: data)
+        try evaluation.measureLatency(classifier, texts: labelled.texts, samples: latencySamples)
+        try Summary.print(evaluation)
+        try Summary.write(evaluation, to: report)
+    }
+}
+
+/// `microscale trial --task SPEC --data FILE`: the whole loop on one labelled file.
+struct TrialCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trial",
+        abstract: "Hold out part of a labelled file, train and certify on the rest, decide the held-out items, study the guarantee over repeated calibration splits, and write an HTML report.")
+
+    @Option(help: "The task spec (YAML).")
+    var task: String
+
+    @Option(help: "Labelled CSV with the spec's columns.")
+    var data: String
+
+    @Option(help: "Share of each label held out for testing.")
+    var holdout = 0.2
+
+    @Option(help: "Random calibration splits in the guarantee study.")
+    var resplits = 20
+
+    @Option(help: "Target error of the coverage-against-calibration-size study.")
+    var sizeTarget = 0.01
+
+    @Option(help: "HTML report path.")
+    var report: String?
+
+    @Option(help: "Decisions to show per route.")
+    var show = 4
+
+    @Option(help: "Single requests to time for latency.")
+    var latencySamples = 300
+
+    @Option(name: [.customShort("t"), .long], help: "Threads.")
+    var threads = 2
+
+    func run() throws {
+        let spec = try TaskSpec.load(task)
+        var trial = Trial(spec: spec)
+        trial.holdout = holdout
+        trial.resplits = resplits
+        trial.sizeTarget = sizeTarget
+        trial.latencySamples = latencySamples
+        trial.threads = threads
+        let outcome = try trial.run(data: try LabelledData.load(data, spec: spec), writeAdapter: true)
+        print("adapter written to \(spec.adapterPath)\n")
+        let e = outcome.evaluation
+        for route in Route.allCases {
+            let chosen = e.decisions.indices.filter { e.decisions[$0].route == route }.prefix(show)
+            guard !chosen.isEmpty else { continue }
+            print("\(route.rawValue.uppercased()), for example:")
+            for i in chosen {
+                let d = e.decisions[i], truth = spec.labels[e.calibrated.labels[i]].name
+                let text = outcome.heldOutTexts[i].replacingOccurrences(of: "\n", with: " ")
+                print(String(format: "  %-62@ → %@ p=%.3f (%@)%@", String(text.prefix(60)) as NSString, d.label, d.probability, d.detail,
+                             d.label == truth ? "" : " [truth: \(truth)]"))
+            }
+        }
+        print()
+        try Summary.print(e)
+        try Summary.write(e, to: report ?? "reports/\(spec.name).html")
+    }
+}
+
+/// Plain-text summary of an evaluation, and writing its report.
+enum Summary {
+    static func print(_ e: Evaluation) throws {
+        let spec = e.spec
+        func pct(_ x: Double) -> String { String(format: "%.2f%%", x * 100) }
+        Swift.print("\(e.decisions.count) held-out items: accepted \(e.count(.accept)) (\(pct(e.rate(.accept)))), escalated \(e.count(.escalate)) (\(pct(e.rate(.escalate)))), reviewed \(e.count(.review)) (\(pct(e.rate(.review))))")
+        Swift.print("accuracy \(pct(e.calibrated.accuracy)), macro-F1 \(String(format: "%.4f", e.calibrated.macroF1)), ECE \(String(format: "%.4f", e.raw.expectedCalibrationError())) → \(String(format: "%.4f", e.calibrated.expectedCalibrationError())) after temperature scaling (T=\(String(format: "%.3f", e.adapter.temperature))), NLL \(String(format: "%.4f", e.calibrated.negativeLogLikelihood))")
+        Swift.print("error among accepted \(pct(e.acceptedError))")
+        for o in e.classOutcomes {
+            Swift.print("  \(o.riskClass.name): target \(pct(o.riskClass.targetError)), accepted \(o.accepted) of \(o.predicted) predicted (\(pct(o.coverage))), realised error \(o.accepted > 0 ? pct(o.realisedError) : "—")")
+        }
+        for h in e.highRiskOutcomes {
+            Swift.print("  high-risk \(h.riskClass.name): \(h.items) items, \(h.missedByModel) predicted as another class, \(h.autoAcceptedAsLowRisk) auto-accepted as low-risk")
+        }
+        let c = spec.tiers.currency
+        Swift.print("cost per 1,000 requests: \(c)\(String(format: "%.2f", e.cascadeCostPer1k)) with the cascade (\(c)\(String(format: "%.2f", e.reviewCostPer1k)) of it human review), \(c)\(String(format: "%.2f", e.allLargeCostPer1k)) sending everything to \(spec.tiers.large?.name ?? spec.tiers.human.name), \(c)\(String(format: "%.2f", spec.tiers.human.costPer1k)) reviewing everything")
+        if let l = e.latency {
+            Swift.print(String(format: "decision latency over %d single requests: p50 %.2f ms, p99 %.2f ms (backbone p50 %.2f ms)", l.samples, l.p50, l.p99, l.backboneP50))
+        }
+        if let s = e.study {
+            for (c, riskClass) in s.riskClasses.enumerated() {
+                let coverage = s.splits.map { $0.coverage[c] }.sorted(), error = s.splits.map { $0.realisedError[c] }.sorted()
+                guard let low = coverage.first, let high = coverage.last else { continue }
+                Swift.print("  \(s.splits.count) calibration splits, \(riskClass.name): within target in \(s.withinTarget(c)); coverage \(pct(low))–\(pct(high)), realised error \(pct(error.first!))–\(pct(error.last!))")
+            }
+            for p in s.sizes {
+                Swift.print("  at a \(pct(p.target)) target with \(p.size) calibration items: coverage \(pct(p.coverages.reduce(0, +) / Double(p.coverages.count))) (mean of \(p.coverages.count))")
+            }
+        }
+    }
+
+    static func write(_ e: Evaluation, to path: String) throws {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try Report.html(e).write(toFile: path, atomically: true, encoding: .utf8)
+        Swift.print("report: \(path)")
+    }
+}
