@@ -57,6 +57,20 @@ public struct Adapter: Codable, Sendable {
     public var massBounds: [MassBound]
     /// Calibration items per label (true label).
     public var labelCalibrationItems: [Int]
+    /// The scope check: each label's mean training feature vector (unit length), and the similarity below which an
+    /// input is out of scope (nil: no check).
+    public var scope: Scope?
+
+    /// Nearest-centroid scope check.
+    public struct Scope: Codable, Sendable {
+        /// `labels × dimension` unit-length centroids of the fitted items' features.
+        public var centroids: [Float]
+        /// Inputs whose highest cosine similarity to a centroid is below this are out of scope: the given quantile
+        /// of the calibration items' similarities, so about that share of in-scope inputs is flagged.
+        public var floor: Double
+        /// The quantile used.
+        public var quantile: Double
+    }
 
     /// Calibration-set figures before and after temperature scaling.
     public struct CalibrationSummary: Codable, Sendable {

@@ -98,6 +98,25 @@ public struct Classifier: Sendable {
         return softmax(logits(x, texts: texts), classes: adapter.head.classes, temperature: adapter.temperature)
     }
 
+    /// Each item's highest cosine similarity to a label centroid (nil without a scope check).
+    public func similarities(_ features: FeatureMatrix) -> [Double]? {
+        adapter.scope.map { Classifier.similarities(features, centroids: $0.centroids, labels: adapter.head.classes) }
+    }
+
+    static func similarities(_ x: FeatureMatrix, centroids: [Float], labels: Int) -> [Double] {
+        (0..<x.rows).map { i in
+            let row = x.row(i)
+            let norm = max(row.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+            var best = -Float.infinity
+            for c in 0..<labels {
+                var dot: Float = 0
+                for (p, v) in zip(centroids[c * x.columns..<(c + 1) * x.columns], row) { dot += p * v }
+                best = max(best, dot / norm)
+            }
+            return Double(best)
+        }
+    }
+
     /// Checks an input before it reaches the model.
     public func validate(_ text: String) throws {
         if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw InputError(message: "the input is empty") }
@@ -112,9 +131,10 @@ public struct Classifier: Sendable {
         let clock = ContinuousClock(), start = clock.now
         let vector = try extractor.features(text)
         let afterBackbone = clock.now
-        let p = probabilities(FeatureMatrix(rows: 1, columns: vector.count, values: vector), texts: [text])
+        let x = FeatureMatrix(rows: 1, columns: vector.count, values: vector)
+        let p = probabilities(x, texts: [text])
         let afterHead = clock.now
-        var decision = decision(p, text: text)
+        var decision = decision(p, text: text, similarity: similarities(x)?[0])
         let end = clock.now
         func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15 }
         decision.timings = .init(backbone: ms(afterBackbone - start), head: ms(afterHead - afterBackbone),
@@ -122,9 +142,9 @@ public struct Classifier: Sendable {
         return decision
     }
 
-    /// The decision for calibrated probabilities `p` of `text` (no timings).
-    public func decision(_ p: [Double], text: String) -> Decision {
-        let outcome = policy.decide(p, text: text)
+    /// The decision for calibrated probabilities `p` of `text` with its scope similarity (no timings).
+    public func decision(_ p: [Double], text: String, similarity: Double? = nil) -> Decision {
+        let outcome = policy.decide(p, text: text, similarity: similarity)
         let ranked = p.indices.sorted { p[$0] > p[$1] }.prefix(3)
         let destination: String
         switch outcome.route {

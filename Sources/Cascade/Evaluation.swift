@@ -64,9 +64,10 @@ public struct Evaluation: Sendable {
         let k = spec.labels.count
         raw = ScoredItems(probabilities: softmax(classifier.logits(features, texts: texts), classes: k), labels: labels, classes: k)
         let probabilities = classifier.probabilities(features, texts: texts)
+        let similarities = classifier.similarities(features)
         calibrated = ScoredItems(probabilities: probabilities, labels: labels, classes: k)
         decisions = (0..<labels.count).map { i in
-            classifier.decision(Array(probabilities[i * k..<(i + 1) * k]), text: texts[i])
+            classifier.decision(Array(probabilities[i * k..<(i + 1) * k]), text: texts[i], similarity: similarities?[i])
         }
     }
 

@@ -71,7 +71,7 @@ public struct GuaranteeStudy: Sendable {
                 templateSHA256: "", dataSHA256: "", policySHA256: "", head: SoftmaxRegression(classes: k, dimension: 1, weights: .init(repeating: 0, count: k), bias: .init(repeating: 0, count: k)),
                 temperature: temperature, l2: 0, lexical: nil, crossValidation: [],
                 calibration: .init(items: calibration.count, fitItems: 0, accuracy: 0, nllBefore: 0, nllAfter: 0, eceBefore: 0, eceAfter: 0),
-                thresholds: thresholds, massBounds: bounds, labelCalibrationItems: labelItems)
+                thresholds: thresholds, massBounds: bounds, labelCalibrationItems: labelItems, scope: nil)
             let policy = Policy(spec: spec, adapter: adapter)
             let probabilities = softmax(rows(test), classes: k, temperature: temperature)
             var predicted = [Int](repeating: 0, count: spec.riskClasses.count), accepted = predicted, errors = predicted

@@ -9,9 +9,31 @@ import Statistics
 /// (ln((1 + n) / (1 + df)) + 1), and each row is L2-normalised.
 public struct LexicalFeatures: Codable, Sendable, Equatable {
     /// The vocabulary: words and space-joined word pairs, sorted.
-    public var terms: [String]
+    public let terms: [String]
     /// Inverse document frequency of each term.
-    public var idf: [Float]
+    public let idf: [Float]
+    /// Column of each term (derived from `terms`, not stored).
+    let index: [String: Int]
+
+    enum CodingKeys: String, CodingKey { case terms, idf }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        terms = try c.decode([String].self, forKey: .terms)
+        idf = try c.decode([Float].self, forKey: .idf)
+        guard terms.count == idf.count, Set(terms).count == terms.count else {
+            throw DecodingError.dataCorruptedError(forKey: .terms, in: c, debugDescription: "terms must be distinct, one idf each")
+        }
+        index = Dictionary(uniqueKeysWithValues: terms.enumerated().map { ($1, $0) })
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(terms, forKey: .terms)
+        try c.encode(idf, forKey: .idf)
+    }
+
+    public static func == (a: LexicalFeatures, b: LexicalFeatures) -> Bool { a.terms == b.terms && a.idf == b.idf }
 
     /// Learns the vocabulary from `texts`: every word and pair found in at least `minDocuments` of them.
     public init(fitting texts: [String], minDocuments: Int = 2) {
@@ -20,6 +42,7 @@ public struct LexicalFeatures: Codable, Sendable, Equatable {
         terms = documentFrequency.filter { $0.value >= minDocuments }.keys.sorted()
         let n = Float(texts.count)
         idf = terms.map { logf((1 + n) / (1 + Float(documentFrequency[$0]!))) + 1 }
+        index = Dictionary(uniqueKeysWithValues: terms.enumerated().map { ($1, $0) })
     }
 
     /// Number of features.
@@ -42,8 +65,7 @@ public struct LexicalFeatures: Codable, Sendable, Equatable {
 
     /// The sparse rows of `texts`.
     public func rows(_ texts: [String]) -> SparseRows {
-        let index = Dictionary(uniqueKeysWithValues: terms.enumerated().map { ($1, $0) })
-        return SparseRows(columns: count, rows: texts.map { text in
+        SparseRows(columns: count, rows: texts.map { text in
             var counts = [Int: Int]()
             for term in Self.terms(of: text) { if let j = index[term] { counts[j, default: 0] += 1 } }
             var row = counts.keys.sorted().map { j in (j, (1 + logf(Float(counts[j]!))) * idf[j]) }

@@ -60,6 +60,7 @@ public struct Policy: Sendable {
     let labelEligible: [Bool]
     let massBounds: [(riskClass: Int, bound: Double, labels: [Int])]
     let alwaysReview: Set<Int>
+    let scopeFloor: Double?
 
     /// The policy of a spec with an adapter's certified values.
     public init(spec: TaskSpec, adapter: Adapter) {
@@ -76,6 +77,7 @@ public struct Policy: Sendable {
             return (c, m.bound, spec.labels.indices.filter { spec.labels[$0].risk == m.riskClass })
         }
         alwaysReview = Set(spec.alwaysReview.compactMap { spec.labelIndex($0) })
+        scopeFloor = adapter.scope?.floor
     }
 
     /// Probability mass on each high-risk class, by class name.
@@ -91,8 +93,8 @@ public struct Policy: Sendable {
         return route == .escalate && spec.tiers.large == nil ? .review : route
     }
 
-    /// The model's route before rules.
-    func modelRoute(_ p: [Double]) -> Outcome {
+    /// The model's route before rules; `similarity` is the input's highest cosine similarity to a label centroid.
+    func modelRoute(_ p: [Double], similarity: Double?) -> Outcome {
         let label = p.indices.max { p[$0] < p[$1] }!
         let confidence = p[label], c = classOfLabel[label], riskClass = spec.riskClasses[c]
         func outcome(_ route: Route, _ reason: Reason, _ detail: String) -> Outcome {
@@ -100,6 +102,10 @@ public struct Policy: Sendable {
         }
         if kind == .zeroShot {
             return outcome(.review, .zeroShot, "zero-shot adapter: no labelled data has certified any threshold yet")
+        }
+        if let similarity, let floor = scopeFloor, similarity < floor {
+            return outcome(spec.tiers.large == nil ? .review : .escalate, .outOfScope,
+                           String(format: "similarity %.3f to the nearest label's training examples is below the scope floor %.3f", similarity, floor))
         }
         if confidence < spec.outOfScopeBelow {
             return outcome(spec.tiers.large == nil ? .review : .escalate, .outOfScope,
@@ -128,10 +134,11 @@ public struct Policy: Sendable {
         return outcome(.accept, .confident, String(format: "probability %.3f ≥ %@'s certified threshold %.3f", confidence, riskClass.name, threshold))
     }
 
-    /// The decision for calibrated probabilities `p` of input `text`: the model's route, then the spec's
-    /// always-review labels and rules, which can only make it stricter.
-    public func decide(_ p: [Double], text: String) -> Outcome {
-        var outcome = modelRoute(p)
+    /// The decision for calibrated probabilities `p` of input `text` (with its similarity to the nearest label
+    /// centroid, when known): the model's route, then the spec's always-review labels and rules, which can only make
+    /// it stricter.
+    public func decide(_ p: [Double], text: String, similarity: Double? = nil) -> Outcome {
+        var outcome = modelRoute(p, similarity: similarity)
         if alwaysReview.contains(outcome.label), outcome.route < .review {
             outcome.route = .review
             outcome.reason = .alwaysReview

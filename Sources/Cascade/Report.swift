@@ -123,7 +123,7 @@ public enum Report {
             }
         }
         svg += legend([("before scaling", "#d62728"), ("after scaling", "#1f77b4")], x: pad + 8, y: pad + 4)
-        return svg + "</svg>"
+        return xml(svg + "</svg>")
     }
 
     static func coverageSVG(_ curve: [(coverage: Double, accuracy: Double)], _ e: Evaluation) -> String {
@@ -146,7 +146,14 @@ public enum Report {
         let covered = 1 - e.rate(.escalate) - e.rate(.review)
         svg += "<line x1=\(x(covered)) y1=\(pad) x2=\(x(covered)) y2=\(height - pad) stroke=#ff7f0e stroke-dasharray=2 />"
         svg += legend([("accuracy", "#1f77b4"), ("1 − target error", "#2ca02c"), ("accepted share", "#ff7f0e")], x: pad + 8, y: height - pad - 52)
-        return svg + "</svg>"
+        return xml(svg + "</svg>")
+    }
+
+    /// Quotes bare attribute values and declares the namespace, so each chart is also a valid standalone SVG file.
+    static func xml(_ svg: String) -> String {
+        let bare = try! NSRegularExpression(pattern: "(\\s[a-z-]+)=([^\"\\s>]+)")
+        let quoted = bare.stringByReplacingMatches(in: svg, range: NSRange(svg.startIndex..., in: svg), withTemplate: "$1=\"$2\"")
+        return quoted.replacingOccurrences(of: "<svg ", with: "<svg xmlns=\"http://www.w3.org/2000/svg\" ")
     }
 
     static func axes(size: Double, pad: Double, xLabel: String, yLabel: String) -> String {

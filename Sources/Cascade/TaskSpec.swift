@@ -28,6 +28,8 @@ public struct TaskSpec: Sendable {
     public var riskClasses: [RiskClass]
     /// Below this top probability an input is treated as out of scope.
     public var outOfScopeBelow: Double
+    /// Share of in-scope calibration inputs the similarity check may flag as out of scope (0: no check).
+    public var outOfScopeQuantile: Double
     /// Labels whose predictions always go to review.
     public var alwaysReview: [String]
     /// Deterministic checks applied after the model.
@@ -182,7 +184,7 @@ extension TaskSpec {
     static func parse(_ r: YAMLReader, folder: String) throws -> TaskSpec {
         try r.only([
             "name", "description", "backbone", "template", "max_input_tokens", "max_input_characters", "confidence",
-            "labels", "risk_classes", "out_of_scope_below", "always_review", "rules", "tiers", "adapter", "data", "training",
+            "labels", "risk_classes", "out_of_scope_below", "out_of_scope_quantile", "always_review", "rules", "tiers", "adapter", "data", "training",
         ])
         let name = try r.required("name").string()
         guard name.range(of: "^[A-Za-z0-9][A-Za-z0-9._-]*$", options: .regularExpression) != nil else {
@@ -265,6 +267,7 @@ extension TaskSpec {
             labels: labels,
             riskClasses: riskClasses,
             outOfScopeBelow: try r.child("out_of_scope_below")?.double(in: 0...1) ?? 0,
+            outOfScopeQuantile: try r.child("out_of_scope_quantile")?.double(in: 0...0.5) ?? 0.01,
             alwaysReview: alwaysReview,
             rules: rules,
             tiers: tiers,

@@ -191,6 +191,25 @@ public struct Trainer {
                    before.negativeLogLikelihood, after.negativeLogLikelihood,
                    before.expectedCalibrationError(), after.expectedCalibrationError()))
 
+        // Scope: label centroids from the fitted items; the floor is a low quantile of calibration similarities.
+        var scope: Adapter.Scope?
+        if spec.outOfScopeQuantile > 0 && !calibration.isEmpty {
+            let d = features.columns
+            var centroids = [Float](repeating: 0, count: k * d)
+            for i in fit {
+                let row = features.row(i)
+                let norm = max(row.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+                for (p, v) in row.enumerated() { centroids[labels[i] * d + p] += v / norm }
+            }
+            for c in 0..<k {
+                let norm = max((0..<d).reduce(Float(0)) { $0 + centroids[c * d + $1] * centroids[c * d + $1] }.squareRoot(), 1e-12)
+                for p in 0..<d { centroids[c * d + p] /= norm }
+            }
+            let similarities = Classifier.similarities(features.subset(calibration), centroids: centroids, labels: k).sorted()
+            let floor = similarities[min(similarities.count - 1, Int(spec.outOfScopeQuantile * Double(similarities.count)))]
+            scope = Adapter.Scope(centroids: centroids, floor: floor, quantile: spec.outOfScopeQuantile)
+        }
+
         let adapter = Adapter(
             task: spec.name, kind: .trained, created: ISO8601DateFormatter().string(from: Date()),
             labels: spec.labels.map(\.name), backbone: extractor.backbone.model.identifier,
@@ -201,7 +220,7 @@ public struct Trainer {
                 items: calibration.count, fitItems: fit.count, accuracy: after.accuracy,
                 nllBefore: before.negativeLogLikelihood, nllAfter: after.negativeLogLikelihood,
                 eceBefore: before.expectedCalibrationError(), eceAfter: after.expectedCalibrationError()),
-            thresholds: thresholds, massBounds: bounds, labelCalibrationItems: labelItems)
+            thresholds: thresholds, massBounds: bounds, labelCalibrationItems: labelItems, scope: scope)
         return Outcome(adapter: adapter, fitIndices: fit, calibrationIndices: calibration)
     }
 
@@ -232,6 +251,6 @@ public struct Trainer {
             head: SoftmaxRegression(classes: spec.labels.count, dimension: d, weights: weights, bias: .init(repeating: 0, count: spec.labels.count)),
             temperature: temperature, l2: 0, lexical: nil, crossValidation: [],
             calibration: .init(items: 0, fitItems: 0, accuracy: 0, nllBefore: 0, nllAfter: 0, eceBefore: 0, eceAfter: 0),
-            thresholds: uncertified, massBounds: [], labelCalibrationItems: .init(repeating: 0, count: spec.labels.count))
+            thresholds: uncertified, massBounds: [], labelCalibrationItems: .init(repeating: 0, count: spec.labels.count), scope: nil)
     }
 }

@@ -48,6 +48,15 @@ import Datasets
             #expect(a.label == b.label && a.route == b.route && a.probability == b.probability)
         }
 
+        // Off-topic traffic (SNIPS voice commands) is out of scope; in-scope held-out messages rarely are.
+        let snips = try CSVTable(path: SharedData.directory + "/snips/train.csv").column("text")
+        let offTopic = try stride(from: 0, to: snips.count, by: snips.count / 200).prefix(200).map { try loaded.decide(snips[$0]) }
+        let flagged = offTopic.filter { $0.reason == .outOfScope }.count
+        let inScopeFlagged = e.decisions.filter { $0.reason == .outOfScope }.count
+        print("support: \(flagged) of \(offTopic.count) SNIPS inputs out of scope; \(inScopeFlagged) of \(e.decisions.count) held-out messages")
+        #expect(flagged >= 180)
+        #expect(inScopeFlagged <= e.decisions.count / 20)
+
         // Bad inputs are refused with a reason, before any model work.
         #expect(throws: InputError.self) { try loaded.decide("   ") }
         #expect(throws: InputError.self) { try loaded.decide(String(repeating: "a", count: spec.maxInputCharacters + 1)) }

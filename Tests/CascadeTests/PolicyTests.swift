@@ -34,7 +34,10 @@ let baseSpec = """
     """
 
 /// An adapter with hand-set certificates, for policy tests.
-func adapter(for spec: TaskSpec, thresholds: [Double?], massBound: Double?, labelItems: [Int]? = nil, kind: Adapter.Kind = .trained) -> Adapter {
+func adapter(
+    for spec: TaskSpec, thresholds: [Double?], massBound: Double?, labelItems: [Int]? = nil, kind: Adapter.Kind = .trained,
+    scope: Adapter.Scope? = nil
+) -> Adapter {
     let k = spec.labels.count
     return Adapter(
         task: spec.name, kind: kind, created: "", labels: spec.labels.map(\.name), backbone: "b", backboneSHA256: "b",
@@ -48,7 +51,7 @@ func adapter(for spec: TaskSpec, thresholds: [Double?], massBound: Double?, labe
             return .init(riskClass: c.name, certificate: certificate)
         },
         massBounds: massBound.map { [.init(riskClass: "high", bound: $0, missTarget: 0.1, items: 100, misses: 0, upperBound: 0.03, reason: nil)] } ?? [],
-        labelCalibrationItems: labelItems ?? .init(repeating: 50, count: k))
+        labelCalibrationItems: labelItems ?? .init(repeating: 50, count: k), scope: scope)
 }
 
 @Suite struct TaskSpecTests {
@@ -101,6 +104,11 @@ func adapter(for spec: TaskSpec, thresholds: [Double?], massBound: Double?, labe
         let ruled = decide([0.9, 0.08, 0.02], "I will call my LAWYER")
         #expect(ruled.route == .review && ruled.reason == .rule)
         #expect(decide([0.35, 0.33, 0.32], "lawyer").route == .review)
+        // Far from every label's training examples: out of scope, however confident the head is.
+        let scoped = Policy(spec: spec, adapter: adapter(for: spec, thresholds: [0.8, 0.95], massBound: 0.05,
+                                                         scope: .init(centroids: [], floor: 0.5, quantile: 0.01)))
+        #expect(scoped.decide([0.99, 0.01, 0], text: "x", similarity: 0.3).reason == .outOfScope)
+        #expect(scoped.decide([0.99, 0.01, 0], text: "x", similarity: 0.7).route == .accept)
     }
 
     @Test func uncertifiedClassesAndThinLabelsAreNeverAccepted() throws {
