@@ -14,6 +14,10 @@ public enum Report {
         body += "<h2>Routes</h2>\n" + table(["route", "items", "share"], Route.allCases.map { r in
             [r.rawValue, "\(e.count(r))", pct(e.rate(r))]
         })
+        body += "<h3>Reasons</h3>\n" + table(["reason", "items"], Reason.allCases.compactMap { r in
+            let n = e.decisions.filter { $0.reason == r }.count
+            return n > 0 ? [r.rawValue, "\(n)"] : nil
+        })
         body += "<p>Error among accepted items: <b>\(pct(e.acceptedError))</b>. Cost per 1,000 requests: cascade <b>\(money(e.cascadeCostPer1k, currency))</b> (\(money(e.reviewCostPer1k, currency)) of it human review) against \(money(e.allLargeCostPer1k, currency)) for sending everything to \(escape(spec.tiers.large?.name ?? spec.tiers.human.name)) and \(money(spec.tiers.human.costPer1k, currency)) for reviewing everything.</p>\n"
 
         body += "<h2>Risk classes: coverage and realised error of the accepted set</h2>\n"
@@ -136,7 +140,8 @@ public enum Report {
         svg += "<line x1=\(pad) y1=\(height - pad) x2=\(width - pad) y2=\(height - pad) stroke=#333 />"
         svg += "<line x1=\(pad) y1=\(pad) x2=\(pad) y2=\(height - pad) stroke=#333 />"
         svg += "<text x=\(Int(width / 2)) y=\(Int(height - 8)) text-anchor=middle font-size=12>coverage</text>"
-        svg += "<text x=4 y=\(Int(pad - 8)) font-size=11>\(String(format: "%.2f", 1.0))</text><text x=4 y=\(Int(height - pad)) font-size=11>\(String(format: "%.2f", low))</text>"
+        svg += "<text x=\(pad) y=\(height - pad + 14) font-size=11 text-anchor=middle>0</text><text x=\(width - pad) y=\(height - pad + 14) font-size=11 text-anchor=middle>1</text>"
+        svg += "<text x=\(pad - 4) y=\(pad + 4) font-size=11 text-anchor=end>1.00</text><text x=\(pad - 4) y=\(height - pad + 4) font-size=11 text-anchor=end>\(String(format: "%.2f", low))</text>"
         let points = curve.map { "\(x($0.coverage)),\(y($0.accuracy))" }.joined(separator: " ")
         svg += "<polyline points=\"\(points)\" fill=none stroke=#1f77b4 stroke-width=2 />"
         for c in e.spec.riskClasses {
@@ -151,7 +156,7 @@ public enum Report {
 
     /// Quotes bare attribute values and declares the namespace, so each chart is also a valid standalone SVG file.
     static func xml(_ svg: String) -> String {
-        let bare = try! NSRegularExpression(pattern: "(\\s[a-z-]+)=([^\"\\s>]+)")
+        let bare = try! NSRegularExpression(pattern: "(\\s[a-z][a-z0-9-]*)=([^\"\\s>]+)")
         let quoted = bare.stringByReplacingMatches(in: svg, range: NSRange(svg.startIndex..., in: svg), withTemplate: "$1=\"$2\"")
         return quoted.replacingOccurrences(of: "<svg ", with: "<svg xmlns=\"http://www.w3.org/2000/svg\" ")
     }
@@ -161,6 +166,11 @@ public enum Report {
         s += "<line x1=\(pad) y1=\(pad) x2=\(pad) y2=\(size - pad) stroke=#333 />"
         s += "<text x=\(Int(size / 2)) y=\(Int(size - 8)) text-anchor=middle font-size=12>\(xLabel)</text>"
         s += "<text x=12 y=\(Int(size / 2)) font-size=12 transform=\"rotate(-90 12 \(Int(size / 2)))\" text-anchor=middle>\(yLabel)</text>"
+        for (value, label) in [(0.0, "0"), (0.5, "0.5"), (1.0, "1")] {
+            let along = pad + value * (size - 2 * pad)
+            s += "<text x=\(along) y=\(size - pad + 14) font-size=11 text-anchor=middle>\(label)</text>"
+            s += "<text x=\(pad - 4) y=\(size - along + 4) font-size=11 text-anchor=end>\(label)</text>"
+        }
         return s
     }
 

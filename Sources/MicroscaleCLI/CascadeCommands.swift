@@ -213,6 +213,10 @@ enum Summary {
             for (c, riskClass) in s.riskClasses.enumerated() {
                 let coverage = s.splits.map { $0.coverage[c] }.sorted(), error = s.splits.map { $0.realisedError[c] }.sorted()
                 guard let low = coverage.first, let high = coverage.last else { continue }
+                if high == 0 {
+                    Swift.print("  \(s.splits.count) calibration splits, \(riskClass.name): never auto-accepted")
+                    continue
+                }
                 Swift.print("  \(s.splits.count) calibration splits, \(riskClass.name): within target in \(s.withinTarget(c)); coverage \(pct(low))–\(pct(high)), realised error \(pct(error.first!))–\(pct(error.last!))")
             }
             for p in s.sizes {
