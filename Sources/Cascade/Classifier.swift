@@ -88,13 +88,8 @@ public struct Classifier: Sendable {
 
     /// Calibrated probabilities for a batch of feature vectors of `texts`.
     public func probabilities(_ features: FeatureMatrix, texts: [String]) -> [Double] {
-        var x = features
-        if adapter.kind == .zeroShot {  // cosine similarity: normalise inputs as the label vectors were
-            for i in 0..<x.rows {
-                let norm = max(x.row(i).reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
-                for p in 0..<x.columns { x.values[i * x.columns + p] /= norm }
-            }
-        }
+        // Zero-shot scores are cosine similarities: inputs are normalised as the label vectors were.
+        let x = adapter.kind == .zeroShot ? features.unitRows() : features
         return softmax(logits(x, texts: texts), classes: adapter.head.classes, temperature: adapter.temperature)
     }
 
@@ -103,15 +98,15 @@ public struct Classifier: Sendable {
         adapter.scope.map { Classifier.similarities(features, centroids: $0.centroids, labels: adapter.head.classes) }
     }
 
+    /// Highest cosine similarity of each row of `x` to the unit-length `centroids`.
     static func similarities(_ x: FeatureMatrix, centroids: [Float], labels: Int) -> [Double] {
-        (0..<x.rows).map { i in
-            let row = x.row(i)
-            let norm = max(row.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+        let unit = x.unitRows()
+        return (0..<x.rows).map { i in
             var best = -Float.infinity
             for c in 0..<labels {
                 var dot: Float = 0
-                for (p, v) in zip(centroids[c * x.columns..<(c + 1) * x.columns], row) { dot += p * v }
-                best = max(best, dot / norm)
+                for (p, v) in zip(centroids[c * x.columns..<(c + 1) * x.columns], unit.row(i)) { dot += p * v }
+                best = max(best, dot)
             }
             return Double(best)
         }

@@ -194,17 +194,12 @@ public struct Trainer {
         // Scope: label centroids from the fitted items; the floor is a low quantile of calibration similarities.
         var scope: Adapter.Scope?
         if spec.outOfScopeQuantile > 0 && !calibration.isEmpty {
-            let d = features.columns
-            var centroids = [Float](repeating: 0, count: k * d)
-            for i in fit {
-                let row = features.row(i)
-                let norm = max(row.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
-                for (p, v) in row.enumerated() { centroids[labels[i] * d + p] += v / norm }
+            let d = features.columns, unit = fitX.unitRows()
+            var sums = [Float](repeating: 0, count: k * d)
+            for (row, label) in fitY.enumerated() {
+                for (p, v) in unit.row(row).enumerated() { sums[label * d + p] += v }
             }
-            for c in 0..<k {
-                let norm = max((0..<d).reduce(Float(0)) { $0 + centroids[c * d + $1] * centroids[c * d + $1] }.squareRoot(), 1e-12)
-                for p in 0..<d { centroids[c * d + p] /= norm }
-            }
+            let centroids = FeatureMatrix(rows: k, columns: d, values: sums).unitRows().values
             let similarities = Classifier.similarities(features.subset(calibration), centroids: centroids, labels: k).sorted()
             let floor = similarities[min(similarities.count - 1, Int(spec.outOfScopeQuantile * Double(similarities.count)))]
             scope = Adapter.Scope(centroids: centroids, floor: floor, quantile: spec.outOfScopeQuantile)
@@ -229,13 +224,7 @@ public struct Trainer {
     public func zeroShot() throws -> Adapter {
         let descriptions = spec.labels.map { $0.description ?? $0.name.replacingOccurrences(of: "_", with: " ") }
         let vectors = try extractor.features(descriptions)
-        let d = vectors.columns
-        var weights = [Float]()
-        for i in 0..<vectors.rows {
-            let row = Array(vectors.row(i))
-            let norm = max(row.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
-            weights += row.map { $0 / norm }
-        }
+        let d = vectors.columns, weights = vectors.unitRows().values
         // Cosine similarities of normalised embeddings span about ±1; a fixed temperature of 0.05 spreads them into
         // probabilities. Uncalibrated by construction: no certificate is issued.
         let temperature = 0.05

@@ -34,6 +34,16 @@ public struct FeatureMatrix: Sendable, Equatable {
 
     /// Item `i`.
     public func row(_ i: Int) -> ArraySlice<Float> { values[i * columns..<(i + 1) * columns] }
+
+    /// Every row scaled to unit length (all-zero rows stay zero), for cosine similarities.
+    public func unitRows() -> FeatureMatrix {
+        var out = self
+        for i in 0..<rows {
+            let norm = max(row(i).reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+            for p in 0..<columns { out.values[i * columns + p] /= norm }
+        }
+        return out
+    }
 }
 
 /// Sparse rows (compressed sparse row layout): item `i`'s non-zero columns are
