@@ -83,14 +83,14 @@ public struct Classifier: Sendable {
 
     /// Logits for a batch of feature vectors of `texts` (before temperature).
     public func logits(_ features: FeatureMatrix, texts: [String]) -> [Float] {
-        adapter.head.logits(features, sparse: adapter.lexical?.rows(texts))
+        // Zero-shot scores are cosine similarities: inputs are normalised as the label vectors were.
+        let x = adapter.kind == .zeroShot ? features.unitRows() : features
+        return adapter.head.logits(x, sparse: adapter.lexical?.rows(texts))
     }
 
     /// Calibrated probabilities for a batch of feature vectors of `texts`.
     public func probabilities(_ features: FeatureMatrix, texts: [String]) -> [Double] {
-        // Zero-shot scores are cosine similarities: inputs are normalised as the label vectors were.
-        let x = adapter.kind == .zeroShot ? features.unitRows() : features
-        return softmax(logits(x, texts: texts), classes: adapter.head.classes, temperature: adapter.temperature)
+        softmax(logits(features, texts: texts), classes: adapter.head.classes, temperature: adapter.temperature)
     }
 
     /// Each item's highest cosine similarity to a label centroid (nil without a scope check).

@@ -62,8 +62,9 @@ public struct Evaluation: Sendable {
         adapter = classifier.adapter
         self.source = source
         let k = spec.labels.count
-        raw = ScoredItems(probabilities: softmax(classifier.logits(features, texts: texts), classes: k), labels: labels, classes: k)
-        let probabilities = classifier.probabilities(features, texts: texts)
+        let logits = classifier.logits(features, texts: texts)
+        raw = ScoredItems(probabilities: softmax(logits, classes: k), labels: labels, classes: k)
+        let probabilities = softmax(logits, classes: k, temperature: classifier.adapter.temperature)
         let similarities = classifier.similarities(features)
         calibrated = ScoredItems(probabilities: probabilities, labels: labels, classes: k)
         decisions = (0..<labels.count).map { i in

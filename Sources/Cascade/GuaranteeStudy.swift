@@ -59,23 +59,13 @@ public struct GuaranteeStudy: Sendable {
         func run(_ spec: TaskSpec, calibrationFraction: Double, seed: UInt64) -> (Split, accepted: Int, errors: Int) {
             let (test, calibration) = Splits.stratified(labels, fraction: calibrationFraction, seed: seed)
             func rows(_ indices: [Int]) -> [Float] { indices.flatMap { logits[$0 * k..<($0 + 1) * k] } }
-            let calibrationLabels = calibration.map { labels[$0] }
-            let temperature = TemperatureScaling.fit(rows(calibration), labels: calibrationLabels, classes: k)
-            let calibrated = ScoredItems(probabilities: softmax(rows(calibration), classes: k, temperature: temperature),
-                                         labels: calibrationLabels, classes: k)
-            var labelItems = [Int](repeating: 0, count: k)
-            for y in calibrationLabels { labelItems[y] += 1 }
-            let (thresholds, bounds) = Certifier.certify(calibrated, spec: spec, labelItems: labelItems)
-            let adapter = Adapter(
-                task: spec.name, kind: .trained, created: "", labels: spec.labels.map(\.name), backbone: "", backboneSHA256: "",
-                templateSHA256: "", dataSHA256: "", policySHA256: "", head: SoftmaxRegression(classes: k, dimension: 1, weights: .init(repeating: 0, count: k), bias: .init(repeating: 0, count: k)),
-                temperature: temperature, l2: 0, lexical: nil, crossValidation: [],
-                calibration: .init(items: calibration.count, fitItems: 0, accuracy: 0, nllBefore: 0, nllAfter: 0, eceBefore: 0, eceAfter: 0),
-                thresholds: thresholds, massBounds: bounds, labelCalibrationItems: labelItems, scope: nil)
-            let policy = Policy(spec: spec, adapter: adapter)
-            let probabilities = softmax(rows(test), classes: k, temperature: temperature)
+            let calibrated = Certifier.calibrate(logits: rows(calibration), labels: calibration.map { labels[$0] }, spec: spec)
+            let policy = Policy(
+                spec: spec, kind: .trained, thresholds: calibrated.thresholds, massBounds: calibrated.massBounds,
+                labelCalibrationItems: calibrated.labelItems, scopeFloor: nil)
+            let probabilities = softmax(rows(test), classes: k, temperature: calibrated.temperature)
             var predicted = [Int](repeating: 0, count: spec.riskClasses.count), accepted = predicted, errors = predicted
-            let classOf = spec.labels.map { label in spec.riskClasses.firstIndex { $0.name == label.risk }! }
+            let classOf = spec.riskClassIndices
             for (row, i) in test.enumerated() {
                 let outcome = policy.decide(Array(probabilities[row * k..<(row + 1) * k]), text: texts[i])
                 let c = classOf[outcome.label]

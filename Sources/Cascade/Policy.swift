@@ -64,20 +64,29 @@ public struct Policy: Sendable {
 
     /// The policy of a spec with an adapter's certified values.
     public init(spec: TaskSpec, adapter: Adapter) {
+        self.init(spec: spec, kind: adapter.kind, thresholds: adapter.thresholds, massBounds: adapter.massBounds,
+                  labelCalibrationItems: adapter.labelCalibrationItems, scopeFloor: adapter.scope?.floor)
+    }
+
+    /// The policy of a spec with certified values from anywhere (an adapter, or a calibration being studied).
+    public init(
+        spec: TaskSpec, kind: Adapter.Kind, thresholds: [Adapter.ClassThreshold], massBounds: [Adapter.MassBound],
+        labelCalibrationItems: [Int], scopeFloor: Double?
+    ) {
         self.spec = spec
-        kind = adapter.kind
-        classOfLabel = spec.labels.map { label in spec.riskClasses.firstIndex { $0.name == label.risk }! }
-        thresholds = spec.riskClasses.map { c in
-            adapter.thresholds.first { $0.riskClass == c.name }?.certificate
+        self.kind = kind
+        classOfLabel = spec.riskClassIndices
+        self.thresholds = spec.riskClasses.map { c in
+            thresholds.first { $0.riskClass == c.name }?.certificate
                 ?? .none(target: c.targetError, delta: spec.delta, reason: "no certificate in the adapter")
         }
-        labelEligible = adapter.labelCalibrationItems.map { $0 >= spec.training.minLabelItems }
-        massBounds = adapter.massBounds.compactMap { m in
+        labelEligible = labelCalibrationItems.map { $0 >= spec.training.minLabelItems }
+        self.massBounds = massBounds.compactMap { m in
             guard let c = spec.riskClasses.firstIndex(where: { $0.name == m.riskClass }) else { return nil }
             return (c, m.bound, spec.labels.indices.filter { spec.labels[$0].risk == m.riskClass })
         }
         alwaysReview = Set(spec.alwaysReview.compactMap { spec.labelIndex($0) })
-        scopeFloor = adapter.scope?.floor
+        self.scopeFloor = scopeFloor
     }
 
     /// Probability mass on each high-risk class, by class name.

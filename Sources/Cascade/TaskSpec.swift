@@ -49,8 +49,8 @@ public struct TaskSpec: Sendable {
     /// Index of each label name.
     public func labelIndex(_ name: String) -> Int? { labels.firstIndex { $0.name == name } }
 
-    /// The risk class of label `i`.
-    public func riskClass(ofLabel i: Int) -> RiskClass { riskClasses.first { $0.name == labels[i].risk }! }
+    /// The index in `riskClasses` of each label's risk class, in label order.
+    public var riskClassIndices: [Int] { labels.map { label in riskClasses.firstIndex { $0.name == label.risk }! } }
 }
 
 /// One label.

@@ -63,13 +63,14 @@ public enum Certifier {
     /// of every search: they are never accepted.
     public static func certify(_ items: ScoredItems, spec: TaskSpec, labelItems: [Int]) -> (thresholds: [Adapter.ClassThreshold], massBounds: [Adapter.MassBound]) {
         let k = spec.labels.count
-        let classOf = spec.labels.map { label in spec.riskClasses.firstIndex { $0.name == label.risk }! }
+        let classOf = spec.riskClassIndices
         let highRisk = Set(spec.riskClasses.indices.filter { spec.riskClasses[$0].isHighRisk })
+        let labelsOfClass = spec.riskClasses.indices.map { c in (0..<k).filter { classOf[$0] == c } }
         func mass(_ i: Int, _ c: Int) -> Double {
-            (0..<k).filter { classOf[$0] == c }.reduce(0) { $0 + items.probabilities[i * k + $1] }
+            labelsOfClass[c].reduce(0) { $0 + items.probabilities[i * k + $1] }
         }
 
-        var bounds = [Adapter.MassBound]()
+        var bounds = [Adapter.MassBound](), boundClasses = [Int]()
         for c in highRisk.sorted() {
             let riskClass = spec.riskClasses[c], target = riskClass.missTarget!
             let members = (0..<items.count).filter { classOf[items.labels[$0]] == c }
@@ -80,6 +81,7 @@ public enum Certifier {
                 zip(masses, lowRiskPrediction).filter { $0.1 && $0.0 < bound }.count
             }
             let needed = Binomial.minimumTrials(target: target, delta: spec.delta)
+            boundClasses.append(c)
             bounds.append(Adapter.MassBound(
                 riskClass: riskClass.name, bound: found?.bound ?? 0, missTarget: target, items: members.count,
                 misses: found?.misses ?? 0, upperBound: found?.upperBound ?? 1,
@@ -94,9 +96,7 @@ public enum Certifier {
             for i in 0..<items.count {
                 let (label, confidence) = items.top(i)
                 guard classOf[label] == c, labelItems[label] >= spec.training.minLabelItems else { continue }
-                if !highRisk.contains(c), bounds.contains(where: { b in
-                    mass(i, spec.riskClasses.firstIndex { $0.name == b.riskClass }!) >= b.bound
-                }) { continue }
+                if !highRisk.contains(c), zip(bounds, boundClasses).contains(where: { mass(i, $1) >= $0.bound }) { continue }
                 scores.append(confidence)
                 errors.append(label != items.labels[i])
             }
@@ -105,6 +105,34 @@ public enum Certifier {
                 certificate: RiskControl.threshold(scores: scores, errors: errors, target: riskClass.targetError, delta: spec.delta)))
         }
         return (thresholds, bounds)
+    }
+
+    /// What calibrating a head on held-out items gives.
+    public struct Result: Sendable {
+        /// The temperature fitted by log-likelihood (1 with no items).
+        public var temperature: Double
+        /// The items scored before and after scaling.
+        public var before, after: ScoredItems
+        /// Calibration items per true label.
+        public var labelItems: [Int]
+        /// Certified threshold per risk class.
+        public var thresholds: [Adapter.ClassThreshold]
+        /// Certified mass bound per high-risk class.
+        public var massBounds: [Adapter.MassBound]
+    }
+
+    /// Fits the temperature on the `logits` of held-out items with true `labels`, then certifies the thresholds on
+    /// the scaled probabilities.
+    public static func calibrate(logits: [Float], labels: [Int], spec: TaskSpec) -> Result {
+        let k = spec.labels.count
+        let temperature = labels.isEmpty ? 1 : TemperatureScaling.fit(logits, labels: labels, classes: k)
+        let before = ScoredItems(probabilities: softmax(logits, classes: k), labels: labels, classes: k)
+        let after = ScoredItems(probabilities: softmax(logits, classes: k, temperature: temperature), labels: labels, classes: k)
+        var labelItems = [Int](repeating: 0, count: k)
+        for y in labels { labelItems[y] += 1 }
+        let (thresholds, bounds) = certify(after, spec: spec, labelItems: labelItems)
+        return Result(temperature: temperature, before: before, after: after, labelItems: labelItems,
+                      thresholds: thresholds, massBounds: bounds)
     }
 }
 
@@ -179,15 +207,11 @@ public struct Trainer {
         let head = SoftmaxRegression.fit(
             fitX, sparse: sparse?.subset(fit), labels: fitY, classes: k, l2: best.l2, sparseL2: best.sparseL2, optimizer: optimizer, threads: threads).model
 
-        let calibrationY = calibration.map { labels[$0] }
-        let logits = head.logits(features.subset(calibration), sparse: sparse?.subset(calibration), threads: threads)
-        let temperature = calibration.isEmpty ? 1 : TemperatureScaling.fit(logits, labels: calibrationY, classes: k)
-        let before = ScoredItems(probabilities: softmax(logits, classes: k), labels: calibrationY, classes: k)
-        let after = ScoredItems(probabilities: softmax(logits, classes: k, temperature: temperature), labels: calibrationY, classes: k)
-        var labelItems = [Int](repeating: 0, count: k)
-        for y in calibrationY { labelItems[y] += 1 }
-        let (thresholds, bounds) = Certifier.certify(after, spec: spec, labelItems: labelItems)
-        log(String(format: "temperature %.3f: calibration NLL %.4f → %.4f, ECE %.4f → %.4f", temperature,
+        let calibrated = Certifier.calibrate(
+            logits: head.logits(features.subset(calibration), sparse: sparse?.subset(calibration), threads: threads),
+            labels: calibration.map { labels[$0] }, spec: spec)
+        let before = calibrated.before, after = calibrated.after
+        log(String(format: "temperature %.3f: calibration NLL %.4f → %.4f, ECE %.4f → %.4f", calibrated.temperature,
                    before.negativeLogLikelihood, after.negativeLogLikelihood,
                    before.expectedCalibrationError(), after.expectedCalibrationError()))
 
@@ -209,13 +233,14 @@ public struct Trainer {
             task: spec.name, kind: .trained, created: ISO8601DateFormatter().string(from: Date()),
             labels: spec.labels.map(\.name), backbone: extractor.backbone.model.identifier,
             backboneSHA256: extractor.backbone.digest, templateSHA256: extractor.templateDigest,
-            dataSHA256: dataDigest, policySHA256: Adapter.policyDigest(spec), head: head, temperature: temperature,
+            dataSHA256: dataDigest, policySHA256: Adapter.policyDigest(spec), head: head, temperature: calibrated.temperature,
             l2: best.l2, lexical: lexical, crossValidation: candidates,
             calibration: .init(
                 items: calibration.count, fitItems: fit.count, accuracy: after.accuracy,
                 nllBefore: before.negativeLogLikelihood, nllAfter: after.negativeLogLikelihood,
                 eceBefore: before.expectedCalibrationError(), eceAfter: after.expectedCalibrationError()),
-            thresholds: thresholds, massBounds: bounds, labelCalibrationItems: labelItems, scope: scope)
+            thresholds: calibrated.thresholds, massBounds: calibrated.massBounds,
+            labelCalibrationItems: calibrated.labelItems, scope: scope)
         return Outcome(adapter: adapter, fitIndices: fit, calibrationIndices: calibration)
     }
 

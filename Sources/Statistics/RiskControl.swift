@@ -29,8 +29,6 @@ public struct CertifiedThreshold: Codable, Sendable, Equatable {
             itemsNeeded: RiskControl.startSize(target: target, delta: delta), reason: reason)
     }
 
-    /// Fraction of the calibration items accepted.
-    public var coverage: Double { items > 0 ? Double(accepted) / Double(items) : 0 }
 }
 
 /// Risk control by Learn-then-Test with fixed-sequence testing (Angelopoulos et al., 2021).

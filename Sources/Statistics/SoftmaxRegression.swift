@@ -19,11 +19,6 @@ public struct FeatureMatrix: Sendable, Equatable {
         self.values = values
     }
 
-    /// A matrix of equal-length vectors.
-    public init(_ vectors: [[Float]], columns: Int) {
-        self.init(rows: vectors.count, columns: columns, values: vectors.flatMap { $0 })
-    }
-
     /// The items at `indices`, in that order.
     public func subset(_ indices: [Int]) -> FeatureMatrix {
         var out = [Float]()
