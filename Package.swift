@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "Inference", targets: ["Inference"]),
+        .library(name: "StructuredOutput", targets: ["StructuredOutput"]),
         .library(name: "Cascade", targets: ["Cascade"]),
     ],
     dependencies: [
@@ -35,6 +36,12 @@ let package = Package(
         // Learning and statistics for the cascade: softmax regression (L-BFGS), temperature scaling, exact binomial
         // bounds, risk-controlled thresholds, calibration metrics. Pure arithmetic, no models.
         .target(name: "Statistics", dependencies: ["CKernels", "Kernels", "Datasets"]),
+        // Structured output: JSON Schema compiled to a byte automaton and token masks for constrained decoding,
+        // validation, exact label scoring over a token trie.
+        .target(
+            name: "StructuredOutput",
+            dependencies: ["Inference", "Tokenizers", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // The cascade: task specs, adapters trained on a backbone's features, the decision policy, evaluation reports.
         .target(
             name: "Cascade",
@@ -48,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "MicroscaleCLI",
             dependencies: [
-                "GGUF", "Tokenizers", "Inference", "Datasets", "Statistics", "Cascade",
+                "GGUF", "Tokenizers", "Inference", "Datasets", "Statistics", "Cascade", "StructuredOutput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -58,6 +65,7 @@ let package = Package(
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "GGUF", "Datasets"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "Datasets"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StatisticsTests", dependencies: ["Statistics", "Datasets"]),
+        .testTarget(name: "StructuredOutputTests", dependencies: ["StructuredOutput", "Inference", "Tokenizers", "Datasets"]),
         .testTarget(name: "CascadeTests", dependencies: ["Cascade", "Statistics", "Inference", "Datasets"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Kernels", "GGUF", "Tokenizers", "Datasets"], resources: [.copy("Fixtures")]),
     ]

@@ -43,6 +43,8 @@ public enum StopReason: Sendable, Equatable {
     case contextFull
     /// The consumer stopped listening.
     case cancelled
+    /// A logits processor declared the output complete (a constrained value ended).
+    case complete
 }
 
 /// One step of a generation stream.
@@ -153,7 +155,10 @@ public struct TokenGenerator {
             out = String(text.dropFirst(emittedCount).prefix(safeEnd - emittedCount))
             emittedCount = safeEnd
         }
-        if generated.count >= parameters.maxTokens {
+        if processors.contains(where: \.isFinished) {
+            finished = .complete
+            out += flush()
+        } else if generated.count >= parameters.maxTokens {
             finished = .maxTokens
             out += flush()
         } else if cache.count >= cache.capacity {

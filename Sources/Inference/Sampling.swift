@@ -9,11 +9,15 @@ public protocol LogitProcessor {
     func process(_ logits: inout [Float])
     /// Called after each sampled token.
     mutating func didSample(_ token: Int)
+    /// Whether the output is complete and nothing but end-of-generation may follow (generation then stops
+    /// without another forward pass).
+    var isFinished: Bool { get }
 }
 
 extension LogitProcessor {
     public mutating func prompt(_ tokens: [Int]) {}
     public mutating func didSample(_ token: Int) {}
+    public var isFinished: Bool { false }
 }
 
 /// Picks the next token from (processed) scores.

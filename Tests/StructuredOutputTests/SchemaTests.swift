@@ -1,0 +1,167 @@
+import Datasets
+import Testing
+@testable import StructuredOutput
+
+/// Walks the automaton with random allowed bytes (then its shortest completion) and returns the texts produced.
+func randomTexts(_ automaton: SchemaAutomaton, count: Int, seed: UInt64, maxSteps: Int = 120) -> [String] {
+    var rng = SeededGenerator(seed: seed)
+    let alphabet: [UInt8] = Array(0x20...0x7E) + [0x0A, 0xC3, 0xA9, 0xE2, 0x82, 0xAC]
+    var out: [String] = []
+    for _ in 0..<count {
+        var state = automaton.initial
+        var bytes: [UInt8] = []
+        for _ in 0..<Int.random(in: 1...maxSteps, using: &rng) {
+            let allowed = alphabet.filter { automaton.step(state, $0) >= 0 }
+            if allowed.isEmpty { break }
+            let b = allowed[Int.random(in: 0..<allowed.count, using: &rng)]
+            bytes.append(b)
+            state = automaton.step(state, b)
+        }
+        if let tail = automaton.shortestCompletion(from: state) { bytes += tail }
+        out.append(String(decoding: bytes, as: UTF8.self))
+    }
+    return out
+}
+
+func schema(_ text: String) throws -> Schema { try Schema(text: text) }
+
+/// For each supported keyword: texts the automaton must accept and reject, and agreement with the validator.
+struct KeywordTests {
+    struct Case: CustomStringConvertible, Sendable {
+        var keyword: String
+        var schema: String
+        var valid: [String]
+        var invalid: [String]
+        /// Valid JSON the constraint still never generates (other member order, exponents).
+        var stricter: [String] = []
+        var description: String { keyword }
+    }
+
+    static let cases: [Case] = [
+        Case(keyword: "type object / properties / required / additionalProperties",
+             schema: #"{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}},"required":["b"],"additionalProperties":false}"#,
+             valid: [#"{"b":1}"#, #"{"a":"x","b":2}"#, #"{"a": "x", "b": 2}"#, "{\n  \"b\": 3\n}"],
+             invalid: [#"{"a":"x"}"#, #"{"b":1,"c":2}"#, #"{"b":"1"}"#, #"{}"#], stricter: [#"{"b":1,"a":"x"}"#]),
+        Case(keyword: "type string", schema: #"{"type":"string"}"#,
+             valid: [#""""#, #""héllo €""#, #""tab\tquote\"\u00e9""#], invalid: ["1", "\"a\u{01}\"", #""\x""#, "\"open"]),
+        Case(keyword: "enum", schema: #"{"enum":["billing","outage",3,null]}"#,
+             valid: [#""billing""#, "3", "null"], invalid: [#""bill""#, "4", #""Billing""#]),
+        Case(keyword: "const", schema: #"{"const":"fixed"}"#, valid: [#""fixed""#], invalid: [#""fixe""#, #""fixedd""#]),
+        Case(keyword: "pattern", schema: #"{"type":"string","pattern":"^INV-[0-9]{6}$"}"#,
+             valid: [#""INV-004512""#], invalid: [#""INV-04512""#, #""inv-004512""#, #""INV-0045123""#]),
+        Case(keyword: "pattern (unanchored)", schema: #"{"type":"string","pattern":"[0-9]+"}"#,
+             valid: [#""a1b""#, #""42""#], invalid: [#""abc""#]),
+        Case(keyword: "format date", schema: #"{"type":"string","format":"date"}"#,
+             valid: [#""2026-11-23""#, #""2024-02-28""#], invalid: [#""2026-13-01""#, #""2026-04-31""#, #""26-11-23""#]),
+        Case(keyword: "format date-time", schema: #"{"type":"string","format":"date-time"}"#,
+             valid: [#""2026-11-23T15:04:05Z""#, #""2026-11-23T15:04:05.123+01:00""#], invalid: [#""2026-11-23 15:04:05Z""#, #""2026-11-23T25:00:00Z""#]),
+        Case(keyword: "format email", schema: #"{"type":"string","format":"email"}"#,
+             valid: [#""ana.silva@example.co.uk""#], invalid: [#""ana@""#, #""@x.com""#, #""a..b@x.com""#, #""a@x""#]),
+        Case(keyword: "minLength / maxLength", schema: #"{"type":"string","minLength":2,"maxLength":3}"#,
+             valid: [#""ab""#, #""abc""#, #""é€x""#], invalid: [#""a""#, #""abcd""#]),
+        Case(keyword: "integer minimum / maximum", schema: #"{"type":"integer","minimum":-5,"maximum":120}"#,
+             valid: ["0", "-5", "120", "7"], invalid: ["121", "-6", "1.5", "007"], stricter: ["1e2"]),
+        Case(keyword: "number minimum / maximum", schema: #"{"type":"number","minimum":0.5,"maximum":2}"#,
+             valid: ["0.5", "1", "1.75", "2", "2.0"], invalid: ["0.49", "2.01", "-1", "3"]),
+        Case(keyword: "boolean", schema: #"{"type":"boolean"}"#, valid: ["true", "false"], invalid: ["True", "1", "nul"]),
+        Case(keyword: "null", schema: #"{"type":"null"}"#, valid: ["null"], invalid: ["\"null\"", "0"]),
+        Case(keyword: "array items / minItems / maxItems", schema: #"{"type":"array","items":{"type":"integer"},"minItems":1,"maxItems":3}"#,
+             valid: ["[1]", "[1,2,3]", "[1, 2]"], invalid: ["[]", "[1,2,3,4]", "[\"a\"]", "[1,]"]),
+        Case(keyword: "anyOf", schema: #"{"anyOf":[{"type":"integer"},{"type":"string","maxLength":2}]}"#,
+             valid: ["5", #""ab""#], invalid: [#""abc""#, "true"]),
+        Case(keyword: "oneOf", schema: #"{"oneOf":[{"type":"object","properties":{"kind":{"const":"a"}},"required":["kind"]},{"type":"null"}]}"#,
+             valid: [#"{"kind":"a"}"#, "null"], invalid: [#"{"kind":"b"}"#, "0"]),
+        Case(keyword: "type list", schema: #"{"type":["string","null"],"maxLength":4}"#,
+             valid: [#""abcd""#, "null"], invalid: [#""abcde""#, "1"]),
+        Case(keyword: "$ref / $defs", schema: ##"{"$defs":{"id":{"type":"string","pattern":"^[A-Z]{2}$"}},"type":"object","properties":{"x":{"$ref":"#/$defs/id"}},"required":["x"]}"##,
+             valid: [#"{"x":"AB"}"#], invalid: [#"{"x":"A"}"#, #"{"x":"abc"}"#]),
+        Case(keyword: "$ref (recursive)", schema: ##"{"$defs":{"node":{"type":"object","properties":{"v":{"type":"integer"},"next":{"anyOf":[{"$ref":"#/$defs/node"},{"type":"null"}]}},"required":["v","next"]}},"$ref":"#/$defs/node"}"##,
+             valid: [#"{"v":1,"next":null}"#, #"{"v":1,"next":{"v":2,"next":null}}"#], invalid: [#"{"v":1}"#, #"{"v":1,"next":{"v":2}}"#]),
+    ]
+
+    @Test("the automaton accepts valid and rejects invalid text, as the validator does", arguments: cases)
+    func keyword(_ c: Case) throws {
+        let s = try schema(c.schema)
+        let automaton = SchemaAutomaton(schema: s)
+        for text in c.valid {
+            let violations = s.violations(of: try JSONValue.parse(text))
+            #expect(violations.isEmpty, "validator rejects valid \(text): \(violations)")
+            #expect(automaton.accepts(text), "automaton rejects valid \(text)")
+        }
+        for text in c.invalid {
+            #expect(!automaton.accepts(text), "automaton accepts invalid \(text)")
+            #expect(!s.accepts(text), "validator accepts invalid \(text)")
+        }
+        for text in c.stricter {
+            #expect(s.accepts(text) && !automaton.accepts(text), "\(text)")
+        }
+    }
+
+    @Test("random walks through the automaton always end in text that validates", arguments: cases)
+    func randomWalksValidate(_ c: Case) throws {
+        let s = try schema(c.schema)
+        let automaton = SchemaAutomaton(schema: s)
+        for text in randomTexts(automaton, count: 150, seed: 7) {
+            #expect(s.accepts(text), "\(c.keyword): generated \(text.debugDescription) does not validate")
+        }
+    }
+}
+
+struct SchemaErrorTests {
+    @Test("keywords outside the supported set are errors that name the keyword and its path",
+          arguments: [
+            (##"{"type":"object","properties":{"n":{"type":"integer","multipleOf":5}}}"##, "#/properties/n/multipleOf", "multipleOf"),
+            (##"{"type":"string","contentEncoding":"base64"}"##, "#/contentEncoding", "contentEncoding"),
+            (##"{"type":"array","items":{"type":"string"},"uniqueItems":true}"##, "#/uniqueItems", "uniqueItems"),
+            (##"{"type":"object","patternProperties":{"^x":{"type":"string"}}}"##, "#/patternProperties", "patternProperties"),
+            (##"{"allOf":[{"type":"string"}]}"##, "#/allOf", "allOf"),
+            (##"{"type":"integer","exclusiveMinimum":0}"##, "#/exclusiveMinimum", "exclusiveMinimum"),
+          ])
+    func unsupported(_ schemaText: String, _ path: String, _ keyword: String) {
+        #expect {
+            try Schema(text: schemaText)
+        } throws: { error in
+            guard let e = error as? SchemaError else { return false }
+            return e.path == path && e.reason.contains(keyword)
+        }
+    }
+
+    @Test("malformed schemas and unsupported patterns and formats are errors with their location")
+    func malformed() {
+        let cases: [(String, String)] = [
+            (##"{"type":"string","format":"uri"}"##, "#/format"),
+            (##"{"type":"string","pattern":"(?=a)b"}"##, "#/pattern"),
+            (##"{"type":"string","pattern":"(a)\\1"}"##, "#/pattern"),
+            (##"{"type":"integer","minLength":2}"##, "#/minLength"),
+            (##"{"type":"object","properties":{"a":{"$ref":"#/$defs/missing"}}}"##, "#/properties/a/$ref"),
+            (#"{"type":"array"}"#, "#"),
+            (##"{"type":"string","minLength":5,"maxLength":2}"##, "#/maxLength"),
+            (#"{"type":"string","pattern":"^a$","minLength":3}"#, "#"),
+            (##"{"type":"thing"}"##, "#/type"),
+            (##"{"type":"object","additionalProperties":{"type":"string"}}"##, "#/additionalProperties"),
+            (#"{}"#, "#"),
+          ]
+        for (text, path) in cases {
+            do {
+                _ = try Schema(text: text)
+                Issue.record("accepted \(text)")
+            } catch let e as SchemaError {
+                #expect(e.path == path, "\(text): \(e)")
+            } catch {
+                Issue.record("\(text): unexpected \(error)")
+            }
+        }
+    }
+}
+
+struct JSONValueTests {
+    @Test("the parser accepts RFC 8259 JSON and rejects the rest with an offset")
+    func parsing() throws {
+        #expect(try JSONValue.parse(#" {"a":[1,2.5,-3e2,true,null,"\u00e9\ud83d\ude00"]} "#)["a"] ==
+                .array([.number(1, text: "1"), .number(2.5, text: "2.5"), .number(-300, text: "-3e2"), .bool(true), .null, .string("é😀")]))
+        for bad in ["{", "[1,]", "01", "\"\\x\"", "{\"a\" 1}", "1 2", "\"\u{01}\"", "nul", "\"\\ud800\""] {
+            #expect(throws: JSONParseError.self, "\(bad)") { try JSONValue.parse(bad) }
+        }
+        #expect(JSONValue.string("a\"\n").description == #""a\"\n""#)
+    }
+}
