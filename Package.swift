@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "Cascade",
             dependencies: [
-                "Statistics", "Inference", "Datasets",
+                "Statistics", "Inference", "Datasets", "StructuredOutput",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "GGUF", "Datasets"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "Datasets"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StatisticsTests", dependencies: ["Statistics", "Datasets"]),
-        .testTarget(name: "StructuredOutputTests", dependencies: ["StructuredOutput", "Inference", "Tokenizers", "Datasets"]),
+        .testTarget(name: "StructuredOutputTests", dependencies: ["StructuredOutput", "Cascade", "Inference", "Tokenizers", "Datasets"]),
         .testTarget(name: "CascadeTests", dependencies: ["Cascade", "Statistics", "Inference", "Datasets"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Kernels", "GGUF", "Tokenizers", "Datasets"], resources: [.copy("Fixtures")]),
     ]

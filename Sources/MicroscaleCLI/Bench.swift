@@ -32,8 +32,26 @@ struct Bench: ParsableCommand {
     @Option(name: [.customShort("r"), .long], help: "Repetitions per test.")
     var repetitions = 5
 
+    @Option(help: "With --model: an extraction task file; measures schema compile time, the constraint's cost per token and validity with and without it.")
+    var structured: String?
+
+    @Option(help: "Inputs for --structured (shared datasets, the example messages and adversarial text).")
+    var inputs = 1000
+
+    @Flag(help: "With --model: exact label scoring on Banking77's 77 labels, token trie against separate evaluations.")
+    var labels = false
+
+    @Option(help: "Prompts for --labels.")
+    var labelPrompts = 20
+
     func run() throws {
         if let backbone { return try benchmarkBackbone(backbone) }
+        if let structured, let model {
+            return try StructuredBench.run(model: model, taskFile: structured, inputs: inputs, threads: try list(threads).first ?? 2, seed: 42)
+        }
+        if labels, let model {
+            return try StructuredBench.labels(model: model, threads: try list(threads).first ?? 2, prompts: labelPrompts, seed: 42)
+        }
         guard let model else { throw ValidationError("give --model FILE (generation) or --backbone NAME (embeddings)") }
         let prompts = try list(prompt), lengths = try list(generate), threadCounts = try list(threads)
         print("| model | size | threads | test | t/s |")

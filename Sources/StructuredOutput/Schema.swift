@@ -113,6 +113,12 @@ public final class Schema: @unchecked Sendable {
         return i
     }
 
+    /// Member names of the root object (empty when the root is not an object).
+    public var topLevelProperties: [String] {
+        guard case let .object(properties, _) = nodes[resolved(root)] else { return [] }
+        return properties.map(\.name)
+    }
+
     func pattern(for format: StringFormat) -> Pattern {
         patterns[formatPatterns[format]!]
     }
