@@ -267,5 +267,4 @@ enum StructuredBench {
 
 extension Duration {
     var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) * 1e-15 }
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

@@ -146,10 +146,6 @@ public final class TokenConstraint: @unchecked Sendable {
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}
-
 /// A logits processor that keeps generation inside a schema: disallowed tokens get -infinity, end-of-generation
 /// is allowed only once the value is complete, and only end-of-generation once nothing can follow.
 public struct SchemaLogitProcessor: LogitProcessor {
