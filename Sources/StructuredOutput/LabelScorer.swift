@@ -79,15 +79,26 @@ public struct LabelScorer {
         return LabelScores(logProbabilities: totals, probabilities: weights.map { $0 / sum }, forwardPasses: passes, tokensEvaluated: tokens)
     }
 
-    /// The same scores the slow way, one full evaluation of prompt + label per label (the reference for tests and the
-    /// benchmark).
+    /// The same scores the slow way, the prompt evaluated again for every label (the reference for tests and the
+    /// benchmark). Each label is a second batch after its own prompt pass, so the arithmetic is the trie's
+    /// (attention over a few new positions), and only the sharing differs.
     public func scoreSeparately(prompt: [Int]) throws -> LabelScores {
+        guard !prompt.isEmpty else { throw InferenceError.emptyInput }
         var totals: [Double] = []
-        for label in labels { totals.append(try model.logProbabilities(of: label, after: prompt).reduce(0, +)) }
+        for label in labels {
+            let cache = model.newCache(capacity: prompt.count + label.count)
+            let first = try model.forward(prompt, cache: cache, outputs: .last)
+            var total = LogProbabilities.of(label[0], in: first.logits(row: 0))
+            if label.count > 1 {
+                let rest = try model.forward(Array(label.dropLast()), cache: cache, outputs: .all)
+                for i in 1..<label.count { total += LogProbabilities.of(label[i], in: rest.logits(row: i - 1)) }
+            }
+            totals.append(total)
+        }
         let maxScore = totals.max()!
         let weights = totals.map { Foundation.exp($0 - maxScore) }
         let sum = weights.reduce(0, +)
-        return LabelScores(logProbabilities: totals, probabilities: weights.map { $0 / sum }, forwardPasses: labels.count,
+        return LabelScores(logProbabilities: totals, probabilities: weights.map { $0 / sum }, forwardPasses: 2 * labels.count,
                            tokensEvaluated: labels.reduce(0) { $0 + prompt.count + $1.count - 1 })
     }
 
