@@ -1,3 +1,4 @@
+import ArgumentParser
 import Cascade
 import Datasets
 import Foundation
@@ -47,7 +48,11 @@ enum StructuredBench {
         var bySource: [String: (n: Int, constrained: Int, unconstrained: Int)] = [:]
         var fieldHits = [0, 0, 0], fieldTotal = 0
         let invoicePattern = try NSRegularExpression(pattern: "INV-[0-9]{4}-[0-9]{5}")
-        let log = FileManager.default.createFile(atPath: "reports/structured-bench.jsonl", contents: nil) ? FileHandle(forWritingAtPath: "reports/structured-bench.jsonl") : nil
+        try FileManager.default.createDirectory(atPath: "reports", withIntermediateDirectories: true)
+        let logPath = "reports/structured-bench.jsonl"
+        guard FileManager.default.createFile(atPath: logPath, contents: nil), let log = FileHandle(forWritingAtPath: logPath) else {
+            throw ValidationError("cannot write \(logPath)")
+        }
         let started = ContinuousClock.now
         for (i, item) in items.enumerated() {
             let text = String(item.text.prefix(task.maxInputCharacters))
@@ -119,7 +124,7 @@ enum StructuredBench {
             let record: JSONValue = .object([("source", .string(item.source)), ("input", .string(String(text.prefix(300)))),
                                              ("constrained", .string(constrainedText)), ("constrained_valid", .bool(okConstrained)),
                                              ("unconstrained", .string(freeText)), ("unconstrained_valid", .bool(okFree))])
-            log?.write(Data((record.description + "\n").utf8))
+            log.write(Data((record.description + "\n").utf8))
             if (i + 1) % 50 == 0 {
                 let elapsed = (ContinuousClock.now - started).seconds
                 FileHandle.standardError.write(Data(String(format: "  %d/%d inputs, %.0f s\n", i + 1, items.count, elapsed).utf8))
@@ -134,6 +139,7 @@ enum StructuredBench {
         }
         print(String(format: "| all | %d | %.1f%% | %.1f%% |", items.count, 100 * Double(constrainedValid) / n, 100 * Double(unconstrainedValid) / n))
         print(String(format: "unconstrained, taking the first {...} span of the reply: %.1f%% valid", 100 * Double(unconstrainedLenient) / n))
+        print("per-input outputs: \(logPath)")
         print("constrained outputs closed by the constraint because the token budget ran out: \(closedByConstraint)")
         let step = decodeSeconds / Double(max(decodeSteps, 1))
         let overhead = overheadSeconds / Double(max(overheadSteps, 1))
