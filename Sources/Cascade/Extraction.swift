@@ -110,18 +110,8 @@ public struct ExtractionTask: Sendable {
     /// `max_tokens`, `max_input_characters`, `model`, `validators` (a list of `{field, regex | values | in_text |
     /// required_when | null_unless}`).
     public static func load(_ file: String) throws -> ExtractionTask {
-        guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
-            throw SpecError(file: file, path: "", line: nil, message: "cannot read the file as UTF-8 text")
-        }
-        let root: Node
-        do {
-            guard let node = try Yams.compose(yaml: text) else { throw SpecError(file: file, path: "", line: nil, message: "the file is empty") }
-            root = node
-        } catch let e as SpecError { throw e } catch {
-            throw SpecError(file: file, path: "", line: nil, message: "not valid YAML: \(error)")
-        }
         let folder = URL(fileURLWithPath: file).deletingLastPathComponent().path
-        let r = YAMLReader(file: file, node: root, path: "")
+        let r = try YAMLReader.load(file)
         try r.only(["name", "description", "model", "schema", "system", "template", "max_tokens", "max_input_characters", "validators"])
         let schemaReader = try r.required("schema")
         let schemaSource = try schemaReader.string()
@@ -209,19 +199,24 @@ public struct ExtractionTask: Sendable {
         let violations = generation.violations
         for name in schema.topLevelProperties {
             let v = value?[name]
-            var reasons = violations.filter { $0.path == "/" + name || $0.path.hasPrefix("/" + name + "/") }.map(\.reason)
+            var reasons = violations.filter { Self.violation($0, concerns: name) }.map(\.reason)
             for (field, rule) in rules where field == name {
                 if let problem = Self.check(rule, value: v, object: value, input: input) { reasons.append(problem) }
             }
             fields.append(FieldResult(name: name, value: v, valid: reasons.isEmpty, reasons: reasons))
         }
         let names = Set(schema.topLevelProperties)
-        for violation in violations where !names.contains(where: { violation.path == "/" + $0 || violation.path.hasPrefix("/" + $0 + "/") }) {
+        for violation in violations where !names.contains(where: { Self.violation(violation, concerns: $0) }) {
             other.append(violation.description)
         }
         return ExtractionResult(text: generation.text, value: value, fields: fields, otherViolations: other,
                                 completedByConstraint: generation.completedByConstraint, tokens: generation.tokens,
                                 promptSeconds: generation.promptSeconds, generationSeconds: generation.generationSeconds)
+    }
+
+    /// Whether a schema violation is in the top-level member `name` or below it.
+    static func violation(_ v: Violation, concerns name: String) -> Bool {
+        v.path == "/" + name || v.path.hasPrefix("/" + name + "/")
     }
 
     static func check(_ rule: FieldRule, value: JSONValue?, object: JSONValue?, input: String) -> String? {

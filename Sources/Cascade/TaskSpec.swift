@@ -161,24 +161,7 @@ public struct BackboneSpec: Sendable, Equatable {
 extension TaskSpec {
     /// Reads and checks a spec; relative paths in it are resolved against its folder.
     public static func load(_ file: String) throws -> TaskSpec {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw SpecError(file: file, path: "", line: nil, message: "cannot read the file")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw SpecError(file: file, path: "", line: nil, message: "not UTF-8 text")
-        }
-        let root: Node
-        do {
-            guard let node = try Yams.compose(yaml: text) else {
-                throw SpecError(file: file, path: "", line: nil, message: "the file is empty")
-            }
-            root = node
-        } catch let error as SpecError {
-            throw error
-        } catch {
-            throw SpecError(file: file, path: "", line: nil, message: "not valid YAML: \(error)")
-        }
-        return try parse(YAMLReader(file: file, node: root, path: ""), folder: URL(fileURLWithPath: file).deletingLastPathComponent().path)
+        try parse(YAMLReader.load(file), folder: URL(fileURLWithPath: file).deletingLastPathComponent().path)
     }
 
     static func parse(_ r: YAMLReader, folder: String) throws -> TaskSpec {

@@ -24,6 +24,28 @@ struct YAMLReader {
     let node: Node
     let path: String
 
+    /// The root of a YAML file, or a ``SpecError`` saying why the file cannot be read.
+    static func load(_ file: String) throws -> YAMLReader {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw SpecError(file: file, path: "", line: nil, message: "cannot read the file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw SpecError(file: file, path: "", line: nil, message: "not UTF-8 text")
+        }
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw SpecError(file: file, path: "", line: nil, message: "the file is empty")
+            }
+            root = node
+        } catch let error as SpecError {
+            throw error
+        } catch {
+            throw SpecError(file: file, path: "", line: nil, message: "not valid YAML: \(error)")
+        }
+        return YAMLReader(file: file, node: root, path: "")
+    }
+
     func error(_ message: String, at node: Node? = nil) -> SpecError {
         SpecError(file: file, path: path, line: (node ?? self.node).mark.map { $0.line }, message: message)
     }

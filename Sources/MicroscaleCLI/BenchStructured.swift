@@ -32,7 +32,7 @@ enum StructuredBench {
         for (name, text) in [("task: " + task.name, task.schema.document.description)] + sampleSchemas {
             clock = ContinuousClock.now
             let schema = try Schema(text: text)
-            let constraint = TokenConstraint(schema: schema, vocabulary: vocabulary, tokenizer: tokenizer)
+            let constraint = TokenConstraint(schema: schema, vocabulary: vocabulary)
             let compiled = (ContinuousClock.now - clock).milliseconds
             clock = ContinuousClock.now
             constraint.warm(limit: 256)
@@ -41,7 +41,7 @@ enum StructuredBench {
 
         // Inputs: shared datasets, the example task's messages, and adversarial text.
         let items = try benchmarkInputs(count: count, seed: seed)
-        let constraint = TokenConstraint(schema: task.schema, vocabulary: vocabulary, tokenizer: tokenizer)
+        let constraint = TokenConstraint(schema: task.schema, vocabulary: vocabulary)
         var constrainedValid = 0, unconstrainedValid = 0, unconstrainedLenient = 0, closedByConstraint = 0
         var decodeSeconds = 0.0, decodeSteps = 0
         var overheadSeconds = 0.0, overheadSteps = 0, warmOverhead = 0.0, warmSteps = 0
@@ -70,7 +70,8 @@ enum StructuredBench {
                 let t0 = ContinuousClock.now
                 processor.process(&scores)
                 let t1 = ContinuousClock.now
-                let token = argmax(scores)
+                var greedy = ArgMaxSampler()
+                let token = greedy.sample(scores)
                 let t2 = ContinuousClock.now
                 processor.didSample(token)
                 let cost = (t1 - t0).seconds + (ContinuousClock.now - t2).seconds
@@ -86,7 +87,7 @@ enum StructuredBench {
                 decodeSteps += 1
             }
             var bytes = tokens.flatMap { tokenizer.bytes(of: $0, special: false) }
-            if !processor.isComplete, processor.state >= 0, let tail = constraint.automaton.shortestCompletion(from: processor.state) {
+            if let tail = processor.completion, !tail.isEmpty {
                 bytes += tail
                 closedByConstraint += 1
             }
@@ -98,7 +99,8 @@ enum StructuredBench {
             logits = first
             var free: [Int] = []
             for _ in 0..<task.maxTokens {
-                let token = argmax(logits)
+                var greedy = ArgMaxSampler()
+                let token = greedy.sample(logits)
                 if tokenizer.isEndOfGeneration(token) { break }
                 free.append(token)
                 logits = Array(try loaded.model.forward([token], cache: cache, outputs: .last).logits)
@@ -155,12 +157,6 @@ enum StructuredBench {
                          fieldTotal, 100 * Double(fieldHits[0]) / Double(fieldTotal), 100 * Double(fieldHits[1]) / Double(fieldTotal),
                          100 * Double(fieldHits[2]) / Double(fieldTotal)))
         }
-    }
-
-    static func argmax(_ l: [Float]) -> Int {
-        var best = 0
-        for i in 1..<l.count where l[i] > l[best] { best = i }
-        return best
     }
 
     /// The first balanced `{...}` span of a reply (models often wrap JSON in prose or code fences).

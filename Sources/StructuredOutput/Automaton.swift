@@ -246,10 +246,8 @@ public final class SchemaAutomaton: @unchecked Sendable {
         switch top.kind {
         case .object:
             guard case let .object(properties, _) = schema.nodes[Int(top.node)] else { return }
-            /// Properties that may come next from `next`: each optional one may be skipped, a required one may not.
-            func candidates(_ next: Int) -> Bool {
-                next < properties.count
-            }
+            /// Whether a member may still follow (members are written in declaration order).
+            func candidates(_ next: Int) -> Bool { next < properties.count }
             func remainingRequired(_ next: Int) -> Bool { properties[next...].contains { $0.required } }
             switch top.phase {
             case 0:
@@ -495,17 +493,16 @@ public final class SchemaAutomaton: @unchecked Sendable {
             spans.append((v, v, true))
             if !integer { spans.append((v, v + 1, false)) }
             if body != "0" {
-                for k in 1...max(1, Self.maxIntegerDigits - body.count) where body.count + k <= Self.maxIntegerDigits {
+                for k in stride(from: 1, through: Self.maxIntegerDigits - body.count, by: 1) {
                     let scale = pow(10, Double(k))
                     spans.append((v * scale, (v + 1) * scale, false))
                 }
             }
         }
         for s in spans {
-            // Value interval: [x, y) or the point x; mirrored to (-y, -x] when negative.
-            var (a, b) = negative ? (-s.y, -s.x) : (s.x, s.y)
+            // Value interval: [x, y) or the point x (x == y); mirrored to (-y, -x] when negative.
+            let (a, b) = negative ? (-s.y, -s.x) : (s.x, s.y)
             let aOpen = negative && !s.point, bOpen = !negative && !s.point
-            if s.point { (a, b) = negative ? (-s.x, -s.x) : (s.x, s.x) }
             if integer {
                 // Integers inside the interval and the bounds.
                 let lower = max(aOpen ? a.rounded(.down) + 1 : a.rounded(.up), low.rounded(.up))

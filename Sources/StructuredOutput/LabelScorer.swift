@@ -59,24 +59,22 @@ public struct LabelScorer {
                 }
                 let needsLast = !trie.children[end].isEmpty
                 let batch = needsLast ? chain : Array(chain.dropLast())
-                if !batch.isEmpty {
-                    let result = try model.forward(batch, cache: cache, outputs: .all)
-                    passes += 1
-                    tokens += batch.count
-                    for i in 1..<chain.count { score += LogProbabilities.of(chain[i], in: result.logits(row: i - 1)) }
+                // A lone leaf token needs no pass: the parent's logits scored it.
+                guard !batch.isEmpty else {
                     if let l = trie.label[end] { totals[l] = score }
-                    if needsLast { try visit(end, logits: result.logits(row: batch.count - 1), base: score) }
-                    cache.truncate(to: position)
-                } else if let l = trie.label[end] {
-                    totals[l] = score
+                    continue
                 }
+                let result = try model.forward(batch, cache: cache, outputs: .all)
+                passes += 1
+                tokens += batch.count
+                for i in 1..<chain.count { score += LogProbabilities.of(chain[i], in: result.logits(row: i - 1)) }
+                if let l = trie.label[end] { totals[l] = score }
+                if needsLast { try visit(end, logits: result.logits(row: batch.count - 1), base: score) }
+                cache.truncate(to: position)
             }
         }
         try visit(0, logits: first.logits(row: 0), base: 0)
-        let maxScore = totals.max()!
-        let weights = totals.map { Foundation.exp($0 - maxScore) }
-        let sum = weights.reduce(0, +)
-        return LabelScores(logProbabilities: totals, probabilities: weights.map { $0 / sum }, forwardPasses: passes, tokensEvaluated: tokens)
+        return LabelScores(logProbabilities: totals, probabilities: Self.normalised(totals), forwardPasses: passes, tokensEvaluated: tokens)
     }
 
     /// The same scores the slow way, the prompt evaluated again for every label (the reference for tests and the
@@ -95,11 +93,16 @@ public struct LabelScorer {
             }
             totals.append(total)
         }
-        let maxScore = totals.max()!
-        let weights = totals.map { Foundation.exp($0 - maxScore) }
-        let sum = weights.reduce(0, +)
-        return LabelScores(logProbabilities: totals, probabilities: weights.map { $0 / sum }, forwardPasses: 2 * labels.count,
+        return LabelScores(logProbabilities: totals, probabilities: Self.normalised(totals), forwardPasses: 2 * labels.count,
                            tokensEvaluated: labels.reduce(0) { $0 + prompt.count + $1.count - 1 })
+    }
+
+    /// Log-probabilities to a distribution over the labels.
+    private static func normalised(_ logProbabilities: [Double]) -> [Double] {
+        let top = logProbabilities.max()!
+        let weights = logProbabilities.map { Foundation.exp($0 - top) }
+        let sum = weights.reduce(0, +)
+        return weights.map { $0 / sum }
     }
 
     private struct Trie {

@@ -104,8 +104,7 @@ final class Pattern {
         accept = a
         var points: Set<UInt32> = [0x20, 0x61, 0x41, 0x30]
         for list in edges { for e in list { for r in e.set.ranges { points.insert(r.lowerBound); if r.upperBound < 0x10FFFF { points.insert(r.upperBound + 1) } } } }
-        representatives = points.sorted().compactMap { Pattern.generable($0) }
-        representatives = Array(Set(representatives)).sorted()
+        representatives = Array(Set(points.compactMap(Pattern.generable))).sorted()
         // Boundaries where the pattern's behaviour or generability may change: between two consecutive ones
         // every scalar acts alike.
         boundaries = points.union([0x20, 0x22, 0x23, 0x5C, 0x5D, 0x80, 0x800, 0xD800, 0xE000, 0x10000]).sorted()

@@ -15,15 +15,18 @@ public final class VocabularyTrie: @unchecked Sendable {
     let edgeTargets: [Int32]
     let tokenStart: [Int32]
     let tokenIDs: [Int32]
+    /// Each token's bytes, by id (empty for control tokens).
+    let tokenBytes: [[UInt8]]
 
     /// Builds the trie of every token's bytes (control tokens, which have none, are left out).
     public init(tokenizer: any Tokenizer) {
         vocabularySize = tokenizer.vocabularySize
         endTokens = (0..<tokenizer.vocabularySize).filter { tokenizer.isEndOfGeneration($0) }
+        tokenBytes = (0..<tokenizer.vocabularySize).map { tokenizer.bytes(of: $0, special: false) }
         var children: [[UInt8: Int32]] = [[:]]
         var ending: [[Int32]] = [[]]
         for t in 0..<tokenizer.vocabularySize where !tokenizer.isEndOfGeneration(t) {
-            let bytes = tokenizer.bytes(of: t, special: false)
+            let bytes = tokenBytes[t]
             guard !bytes.isEmpty else { continue }
             var n = 0
             for b in bytes {
@@ -65,7 +68,6 @@ public final class TokenConstraint: @unchecked Sendable {
     public let automaton: SchemaAutomaton
     /// The vocabulary.
     public let vocabulary: VocabularyTrie
-    private let tokenBytes: [[UInt8]]
     private var masks: [Int32: [UInt64]] = [:]
     private var closed: [Int32: Bool] = [:]
     /// Seconds spent computing masks (first visits of states).
@@ -73,11 +75,10 @@ public final class TokenConstraint: @unchecked Sendable {
     /// Masks computed.
     public private(set) var masksComputed = 0
 
-    /// Compiles `schema` for the vocabulary of `tokenizer`.
-    public init(schema: Schema, vocabulary: VocabularyTrie, tokenizer: any Tokenizer) {
+    /// Compiles `schema` for a tokenizer's vocabulary.
+    public init(schema: Schema, vocabulary: VocabularyTrie) {
         automaton = SchemaAutomaton(schema: schema)
         self.vocabulary = vocabulary
-        tokenBytes = (0..<tokenizer.vocabularySize).map { tokenizer.bytes(of: $0, special: false) }
     }
 
     /// The allowed-token bitset for `state`.
@@ -119,7 +120,7 @@ public final class TokenConstraint: @unchecked Sendable {
 
     /// The state after `token`, or -1 if the token is not allowed.
     public func advance(_ state: Int32, token: Int) -> Int32 {
-        automaton.step(state, tokenBytes[token])
+        automaton.step(state, vocabulary.tokenBytes[token])
     }
 
     /// Precomputes the masks of every state reachable by whole tokens from the start, up to `limit` states (the
@@ -136,7 +137,7 @@ public final class TokenConstraint: @unchecked Sendable {
                 while x != 0 {
                     let id = w * 64 + x.trailingZeroBitCount
                     x &= x - 1
-                    guard id < tokenBytes.count, !tokenBytes[id].isEmpty else { continue }
+                    guard id < vocabulary.tokenBytes.count, !vocabulary.tokenBytes[id].isEmpty else { continue }
                     let t = advance(s, token: id)
                     if t >= 0, seen.insert(t).inserted { queue.append(t) }
                     if seen.count >= limit { return }
@@ -151,10 +152,8 @@ public final class TokenConstraint: @unchecked Sendable {
 public struct SchemaLogitProcessor: LogitProcessor {
     /// The compiled constraint (shared).
     public let constraint: TokenConstraint
-    /// The automaton state after the tokens sampled so far.
+    /// The automaton state after the tokens sampled so far (-1 after a token the constraint did not allow).
     public private(set) var state: Int32
-    /// Bytes generated so far.
-    public private(set) var bytes: [UInt8] = []
 
     /// A processor at the start of a value.
     public init(constraint: TokenConstraint) {
@@ -181,35 +180,35 @@ public struct SchemaLogitProcessor: LogitProcessor {
     }
 
     public mutating func didSample(_ token: Int) {
-        guard state >= 0 else { return }
-        let next = constraint.advance(state, token: token)
-        if next >= 0 || !constraint.vocabulary.endTokens.contains(token) {
-            state = next
-        }
+        // End-of-generation tokens have no bytes, so they leave the state as it is.
+        if state >= 0 { state = constraint.advance(state, token: token) }
     }
 
     /// Whether the text so far is a complete value.
     public var isComplete: Bool { state >= 0 && constraint.automaton.isAccepting(state) }
 
     public var isFinished: Bool { state >= 0 && constraint.isClosed(state) }
+
+    /// The bytes that close the value from here: empty when it is complete, nil if no completion is found.
+    public var completion: [UInt8]? {
+        state >= 0 ? constraint.automaton.shortestCompletion(from: state) : nil
+    }
 }
 
 /// Compiled constraints by schema digest, so a schema is compiled once per vocabulary.
 public final class ConstraintCache: @unchecked Sendable {
     private let vocabulary: VocabularyTrie
-    private let tokenizer: any Tokenizer
     private var compiled: [String: TokenConstraint] = [:]
 
     /// A cache for one tokenizer.
     public init(tokenizer: any Tokenizer) {
-        self.tokenizer = tokenizer
         vocabulary = VocabularyTrie(tokenizer: tokenizer)
     }
 
     /// The constraint for `schema`, compiled on first request.
     public func constraint(for schema: Schema) -> TokenConstraint {
         if let c = compiled[schema.digest] { return c }
-        let c = TokenConstraint(schema: schema, vocabulary: vocabulary, tokenizer: tokenizer)
+        let c = TokenConstraint(schema: schema, vocabulary: vocabulary)
         compiled[schema.digest] = c
         return c
     }
@@ -261,7 +260,7 @@ public func generateStructured(_ model: any LanguageModel, tokenizer: any Tokeni
         processor.didSample(t)
     }
     var completed = false
-    if processor.state >= 0 && !processor.isComplete, let tail = constraint.automaton.shortestCompletion(from: processor.state) {
+    if let tail = processor.completion, !tail.isEmpty {
         bytes += tail
         completed = true
     }

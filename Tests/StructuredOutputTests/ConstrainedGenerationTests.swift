@@ -25,7 +25,7 @@ struct TokenMaskTests {
           arguments: KeywordTests.cases)
     func masksAreSoundAndNeverEmpty(_ c: KeywordTests.Case) throws {
         let model = try Model.loaded.get()
-        let constraint = TokenConstraint(schema: try Schema(text: c.schema), vocabulary: try Model.vocabulary.get(), tokenizer: model.tokenizer)
+        let constraint = TokenConstraint(schema: try Schema(text: c.schema), vocabulary: try Model.vocabulary.get())
         var rng = SeededGenerator(seed: 11)
         for _ in 0..<20 {
             var state = constraint.automaton.initial
