@@ -11,11 +11,21 @@ let package = Package(
         .library(name: "Inference", targets: ["Inference"]),
         .library(name: "StructuredOutput", targets: ["StructuredOutput"]),
         .library(name: "Cascade", targets: ["Cascade"]),
+        .library(name: "Store", targets: ["Store"]),
+        .library(name: "Server", targets: ["Server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // File formats: GGUF container parsing, memory-mapped tensor data.
@@ -51,12 +61,36 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The system SQLite library (Debian's libsqlite3-dev).
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The durable decision log and review queue: SQLite (embedded, WAL) or PostgreSQL shared by replicas.
+        .target(
+            name: "Store",
+            dependencies: ["CSQLite", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log")]
+        ),
+        // The cascade service: HTTP API (Hummingbird), batching engine, escalation tier, review queue, drift, metrics.
+        .target(
+            name: "Server",
+            dependencies: [
+                "Cascade", "StructuredOutput", "Inference", "Tokenizers", "Store",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Resources")]
+        ),
         // The `microscale` command line.
         .executableTarget(
             name: "MicroscaleCLI",
             dependencies: [
-                "GGUF", "Tokenizers", "Inference", "Datasets", "Statistics", "Cascade", "StructuredOutput",
+                "GGUF", "Tokenizers", "Inference", "Datasets", "Statistics", "Cascade", "StructuredOutput", "Store", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Datasets"]),
@@ -66,6 +100,12 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "Datasets"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StatisticsTests", dependencies: ["Statistics", "Datasets"]),
         .testTarget(name: "StructuredOutputTests", dependencies: ["StructuredOutput", "Cascade", "Inference", "Tokenizers", "Datasets"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: ["Server", "Store", "Cascade", "Datasets", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")]
+        ),
         .testTarget(name: "CascadeTests", dependencies: ["Cascade", "Statistics", "Inference", "Datasets"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Kernels", "GGUF", "Tokenizers", "Datasets"], resources: [.copy("Fixtures")]),
     ]

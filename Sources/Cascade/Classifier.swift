@@ -1,4 +1,5 @@
 import Foundation
+import Inference
 import Statistics
 
 /// What the cascade decided for one input.
@@ -121,20 +122,29 @@ public struct Classifier: Sendable {
     }
 
     /// Decides one input.
-    public func decide(_ text: String) throws -> Decision {
-        try validate(text)
+    public func decide(_ text: String) throws -> Decision { try decide(batch: [text])[0] }
+
+    /// Decides several inputs with one backbone pass; each decision carries the batch's timings.
+    public func decide(batch texts: [String]) throws -> [Decision] {
+        for text in texts { try validate(text) }
         let clock = ContinuousClock(), start = clock.now
-        let vector = try extractor.features(text)
+        let vectors = try extractor.backbone.model.embed(texts.map(extractor.render))
         let afterBackbone = clock.now
-        let x = FeatureMatrix(rows: 1, columns: vector.count, values: vector)
-        let p = probabilities(x, texts: [text])
+        let x = FeatureMatrix(rows: texts.count, columns: extractor.backbone.model.dimension, values: vectors.flatMap { $0 })
+        let p = probabilities(x, texts: texts)
+        let similarity = similarities(x)
         let afterHead = clock.now
-        var decision = decision(p, text: text, similarity: similarities(x)?[0])
+        let classes = adapter.head.classes
+        var decisions = texts.indices.map { i in
+            decision(Array(p[i * classes..<(i + 1) * classes]), text: texts[i], similarity: similarity?[i])
+        }
         let end = clock.now
-        func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15 }
-        decision.timings = .init(backbone: ms(afterBackbone - start), head: ms(afterHead - afterBackbone),
-                                 policy: ms(end - afterHead), total: ms(end - start))
-        return decision
+        func ms(_ d: Duration) -> Double { d.seconds * 1e3 }
+        for i in decisions.indices {
+            decisions[i].timings = .init(backbone: ms(afterBackbone - start), head: ms(afterHead - afterBackbone),
+                                         policy: ms(end - afterHead), total: ms(end - start))
+        }
+        return decisions
     }
 
     /// The decision for calibrated probabilities `p` of `text` with its scope similarity (no timings).

@@ -41,6 +41,10 @@ public enum Reason: String, Codable, Sendable, CaseIterable {
 public struct Policy: Sendable {
     /// Outcome of the policy for one input.
     public struct Outcome: Sendable {
+        /// An outcome from its parts.
+        public init(label: Int, probability: Double, route: Route, reason: Reason, detail: String) {
+            self.label = label; self.probability = probability; self.route = route; self.reason = reason; self.detail = detail
+        }
         /// Most probable label.
         public var label: Int
         /// Its calibrated probability.
@@ -148,6 +152,13 @@ public struct Policy: Sendable {
     /// it stricter.
     public func decide(_ p: [Double], text: String, similarity: Double? = nil) -> Outcome {
         var outcome = modelRoute(p, similarity: similarity)
+        applyRules(&outcome, text: text)
+        return outcome
+    }
+
+    /// Raises `outcome` by the always-review labels and the spec's rules for its label (also used when another tier
+    /// answered: its label meets the same rules, so no answer, and no text in a prompt, can loosen them).
+    public func applyRules(_ outcome: inout Outcome, text: String) {
         if alwaysReview.contains(outcome.label), outcome.route < .review {
             outcome.route = .review
             outcome.reason = .alwaysReview
@@ -162,6 +173,5 @@ public struct Policy: Sendable {
                 outcome.detail = "rule '\(rule.name)' matched"
             }
         }
-        return outcome
     }
 }

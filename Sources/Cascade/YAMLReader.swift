@@ -12,6 +12,11 @@ public struct SpecError: Error, CustomStringConvertible, Sendable {
     /// What is wrong.
     public var message: String
 
+    /// An error from its parts.
+    public init(file: String, path: String, line: Int?, message: String) {
+        self.file = file; self.path = path; self.line = line; self.message = message
+    }
+
     public var description: String {
         "\(file)\(line.map { ":\($0)" } ?? ""): \(path.isEmpty ? "" : path + ": ")\(message)"
     }
@@ -19,13 +24,13 @@ public struct SpecError: Error, CustomStringConvertible, Sendable {
 
 /// Reads typed values out of a YAML node, naming the key path and line of anything missing or wrong, and rejecting
 /// keys it does not know (a misspelt key must not silently fall back to a default).
-struct YAMLReader {
+public struct YAMLReader {
     let file: String
     let node: Node
     let path: String
 
     /// The root of a YAML file, or a ``SpecError`` saying why the file cannot be read.
-    static func load(_ file: String) throws -> YAMLReader {
+    public static func load(_ file: String) throws -> YAMLReader {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw SpecError(file: file, path: "", line: nil, message: "cannot read the file")
         }
@@ -46,23 +51,26 @@ struct YAMLReader {
         return YAMLReader(file: file, node: root, path: "")
     }
 
-    func error(_ message: String, at node: Node? = nil) -> SpecError {
+    /// An error at this node.
+    public func error(_ message: String, at node: Node? = nil) -> SpecError {
         SpecError(file: file, path: path, line: (node ?? self.node).mark.map { $0.line }, message: message)
     }
 
-    func child(_ key: String) -> YAMLReader? {
+    /// The value under `key`, if present.
+    public func child(_ key: String) -> YAMLReader? {
         guard let value = node.mapping?[key] else { return nil }
         return YAMLReader(file: file, node: value, path: path.isEmpty ? key : path + "." + key)
     }
 
-    func required(_ key: String) throws -> YAMLReader {
+    /// The value under `key`, or an error naming it.
+    public func required(_ key: String) throws -> YAMLReader {
         guard node.mapping != nil else { throw error("expected a mapping") }
         guard let value = child(key) else { throw error("missing required key '\(key)'") }
         return value
     }
 
     /// Fails on keys outside `allowed`.
-    func only(_ allowed: [String]) throws {
+    public func only(_ allowed: [String]) throws {
         guard let mapping = node.mapping else { throw error("expected a mapping") }
         for (key, value) in mapping {
             let name = key.string ?? "?"
@@ -75,7 +83,7 @@ struct YAMLReader {
     }
 
     /// Key–value pairs of a mapping, in document order.
-    func entries() throws -> [(String, YAMLReader)] {
+    public func entries() throws -> [(String, YAMLReader)] {
         guard let mapping = node.mapping else { throw error("expected a mapping") }
         return mapping.map { key, value in
             let name = key.string ?? "?"
@@ -84,31 +92,36 @@ struct YAMLReader {
     }
 
     /// Items of a sequence.
-    func items() throws -> [YAMLReader] {
+    public func items() throws -> [YAMLReader] {
         guard let sequence = node.sequence else { throw error("expected a list") }
         return sequence.enumerated().map { YAMLReader(file: file, node: $1, path: "\(path)[\($0)]") }
     }
 
-    func string() throws -> String {
+    /// A scalar's text.
+    public func string() throws -> String {
         guard let scalar = node.scalar else { throw error("expected text") }
         return scalar.string
     }
 
-    func double(in range: ClosedRange<Double>? = nil) throws -> Double {
+    /// A number, optionally within `range`.
+    public func double(in range: ClosedRange<Double>? = nil) throws -> Double {
         guard let value = node.float else { throw error("expected a number, got '\(node.scalar?.string ?? "a structure")'") }
         if let range, !range.contains(value) { throw error("\(value) is outside \(range.lowerBound)…\(range.upperBound)") }
         return value
     }
 
-    func int(in range: ClosedRange<Int>? = nil) throws -> Int {
+    /// A whole number, optionally within `range`.
+    public func int(in range: ClosedRange<Int>? = nil) throws -> Int {
         guard let value = node.int else { throw error("expected a whole number, got '\(node.scalar?.string ?? "a structure")'") }
         if let range, !range.contains(value) { throw error("\(value) is outside \(range.lowerBound)…\(range.upperBound)") }
         return value
     }
 
-    func strings() throws -> [String] { try items().map { try $0.string() } }
+    /// A list of scalars.
+    public func strings() throws -> [String] { try items().map { try $0.string() } }
 
-    func enumeration<T: RawRepresentable & CaseIterable>(_ type: T.Type) throws -> T where T.RawValue == String {
+    /// A scalar that names a case of `type`.
+    public func enumeration<T: RawRepresentable & CaseIterable>(_ type: T.Type) throws -> T where T.RawValue == String {
         let text = try string()
         guard let value = T(rawValue: text) else {
             throw error("'\(text)' is not one of: \(T.allCases.map(\.rawValue).joined(separator: ", "))")

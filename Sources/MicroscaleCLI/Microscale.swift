@@ -8,7 +8,7 @@ struct Microscale: AsyncParsableCommand {
         abstract: "A small language model on the hot path: calibrated decisions with certified thresholds, in-process inference, and the tools around them.",
         subcommands: [
             TrialCommand.self, Train.self, Decide.self, Eval.self, Run.self, Embed.self, Tokenize.self, Inspect.self,
-            PerplexityCommand.self, Bench.self, Extract.self,
+            PerplexityCommand.self, Bench.self, Extract.self, Serve.self, DriftCommand.self, LoadTest.self,
         ]
     )
 }

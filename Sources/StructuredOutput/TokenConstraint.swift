@@ -272,3 +272,11 @@ public func generateStructured(_ model: any LanguageModel, tokenizer: any Tokeni
                                 meanLogProbability: count > 0 ? logProbability / Double(count) : 0,
                                 promptSeconds: summary?.promptSeconds ?? 0, generationSeconds: summary?.generationSeconds ?? 0)
 }
+
+extension StructuredGeneration {
+    /// A value that came from elsewhere (another tier), checked against `schema`.
+    public init(value: JSONValue, schema: Schema) {
+        self.init(text: value.description, value: value, violations: schema.violations(of: value), completedByConstraint: false,
+                  tokens: 0, meanLogProbability: 0, promptSeconds: 0, generationSeconds: 0)
+    }
+}

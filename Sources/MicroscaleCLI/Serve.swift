@@ -1,0 +1,98 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Cascade
+import Foundation
+import Logging
+import NIOCore
+import Server
+import Store
+
+/// `microscale serve --config FILE`: the cascade as an HTTP service.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the cascade over HTTP: decisions, an OpenAI-compatible chat API, the review queue, metrics (see openapi.yaml).")
+
+    @Option(help: "The service configuration (YAML), e.g. examples/serve.yaml.")
+    var config: String
+
+    @Option(help: "Port (overrides the file; 0 picks a free one and prints it).")
+    var port: Int?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel = "info"
+
+    func run() async throws {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        var logger = Logger(label: "microscale")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        var settings = try ServiceConfig.load(config)
+        if let port { settings.port = port }
+        let loopback = ["127.0.0.1", "localhost", "::1"].contains(settings.host)
+        if settings.apiKeys.isEmpty && !loopback {
+            throw ValidationError("no auth.api_keys are configured: refusing to listen on \(settings.host); set keys or bind to 127.0.0.1")
+        }
+        if settings.apiKeys.isEmpty { logger.warning("no API keys configured: the API is open to anyone on this machine") }
+        let service = try await CascadeService.load(settings, logger: logger)
+        try await makeApplication(service: service, logger: logger).runService()
+        await service.engine.shutdown()
+        await service.store.close()
+        logger.info("stopped")
+    }
+}
+
+/// `microscale drift --config FILE`: escalation, review and correction rates and the confidence distribution per task,
+/// over the newest window of decisions beside the one before, read from the decision log.
+struct DriftCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "drift", abstract: "Drift per task from the decision log, with the configured alerts.")
+
+    @Option(help: "The service configuration (YAML): its store, tasks and drift settings.")
+    var config: String
+
+    @Option(help: "Only this task.")
+    var task: String?
+
+    @Option(help: "Decisions per window (default: the configuration's).")
+    var window: Int?
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    @Flag(help: "Exit with status 4 when an alert fires.")
+    var failOnAlert = false
+
+    func run() async throws {
+        var settings = try ServiceConfig.load(config)
+        if let window { settings.drift.window = window }
+        let names = try task.map { [$0] } ?? settings.tasks.map { try YAMLReader.load($0.path).required("name").string() }
+        let store = try await openStore(url: settings.store)
+        var alerts = 0
+        for name in names {
+            let report = try await DriftReport.measure(task: name, store: store, drift: settings.drift)
+            alerts += report.alerts.count
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                continue
+            }
+            print("== \(name): window of \(report.window) decisions")
+            func pct(_ v: Double?) -> String { v.map { String(format: "%5.1f%%", $0 * 100) } ?? "    -" }
+            func num(_ v: Double?) -> String { v.map { String(format: "%6.3f", $0) } ?? "     -" }
+            func bars(_ h: [Int]) -> String {
+                let top = max(h.max() ?? 0, 1), ticks = Array(" ▁▂▃▄▅▆▇█")
+                return String(h.map { $0 == 0 ? ticks[0] : ticks[max(1, Int((Double($0) / Double(top) * 8).rounded(.up)))] })
+            }
+            print("window     decisions  accepted  escalated  review  corrected(of resolved)  mean conf  conf<0.5  confidence 0…1")
+            for (label, w) in [("current", report.current), ("previous", report.previous)] {
+                guard let w else { print("previous   (none yet)"); continue }
+                print(label.padding(toLength: 10, withPad: " ", startingAt: 0) + " " + String(format: "%9d", w.decisions) + "    "
+                      + pct(w.acceptRate) + "     " + pct(w.escalationRate) + "  " + pct(w.reviewRate) + "   "
+                      + pct(w.correctionRate) + " (\(w.resolved))".padding(toLength: 15, withPad: " ", startingAt: 0) + "  "
+                      + num(w.meanConfidence) + "     " + pct(w.lowConfidenceShare) + "  " + bars(w.confidenceHistogram))
+            }
+            for alert in report.alerts { print("ALERT \(alert.message)") }
+        }
+        await store.close()
+        if failOnAlert && alerts > 0 { throw ExitCode(4) }
+    }
+}

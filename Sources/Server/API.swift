@@ -1,0 +1,203 @@
+import Foundation
+import Store
+import StructuredOutput
+
+/// A request the API refuses, with the HTTP status and an OpenAI-style error body.
+public struct APIError: Error, CustomStringConvertible, Sendable {
+    /// HTTP status code.
+    public var statusCode: Int
+    /// invalid_request, unauthorized, forbidden, not_found, conflict, payload_too_large, overloaded, unavailable, internal.
+    public var type: String
+    /// What was wrong and what to do.
+    public var message: String
+    /// The offending parameter, if one.
+    public var param: String?
+    /// Seconds to wait before retrying (429, 503).
+    public var retryAfter: Int?
+
+    public var description: String { "\(statusCode) \(type): \(message)" }
+
+    static func invalid(_ message: String, param: String? = nil) -> APIError { APIError(statusCode: 400, type: "invalid_request", message: message, param: param) }
+    static func notFound(_ message: String) -> APIError { APIError(statusCode: 404, type: "not_found", message: message) }
+    static func conflict(_ message: String) -> APIError { APIError(statusCode: 409, type: "conflict", message: message) }
+    static func unavailable(_ message: String, retryAfter: Int = 5) -> APIError {
+        APIError(statusCode: 503, type: "unavailable", message: message, retryAfter: retryAfter)
+    }
+
+    /// The JSON body.
+    var body: JSONValue {
+        var error: [(key: String, value: JSONValue)] = [("message", .string(message)), ("type", .string(type))]
+        if let param { error.append(("param", .string(param))) }
+        return .object([("error", .object(error))])
+    }
+}
+
+/// Milliseconds per stage of a decision.
+public struct Latency: Codable, Sendable {
+    public var queue = 0.0, model = 0.0, policy = 0.0, escalation = 0.0, store = 0.0, total = 0.0
+
+    /// Rounded to microseconds.
+    var rounded: Latency {
+        func r(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
+        return Latency(queue: r(queue), model: r(model), policy: r(policy), escalation: r(escalation), store: r(store), total: r(total))
+    }
+}
+
+/// The small model's answer when another tier answered.
+public struct Draft: Codable, Sendable {
+    public var label: String?
+    public var confidence: Double?
+    public var fields: JSONValue?
+}
+
+/// A field of an extraction and whether it passed its checks.
+public struct FieldCheck: Codable, Sendable {
+    public var name: String
+    public var valid: Bool
+    public var reasons: [String]
+}
+
+/// A ranked alternative label.
+public struct AlternativeLabel: Codable, Sendable {
+    public var label: String
+    public var probability: Double
+}
+
+/// What `POST /v1/tasks/{task}/decide` answers for one input (see openapi.yaml).
+public struct DecisionResponse: Codable, Sendable {
+    public var id: String
+    public var task: String
+    public var label: String?
+    public var fields: JSONValue?
+    public var fieldChecks: [FieldCheck]?
+    public var confidence: Double?
+    public var route: String
+    public var reason: String
+    public var detail: String
+    public var riskClass: String?
+    public var tier: String
+    public var alternatives: [AlternativeLabel]
+    public var draft: Draft?
+    public var escalation: EscalationOutcome?
+    public var latencyMs: Latency
+    public var modelVersion: String
+    public var adapterVersion: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, task, label, fields, confidence, route, reason, detail, tier, alternatives, draft, escalation
+        case fieldChecks = "field_checks", riskClass = "risk_class", latencyMs = "latency_ms"
+        case modelVersion = "model_version", adapterVersion = "adapter_version"
+    }
+}
+
+/// A review item as the API shows it.
+struct ReviewItemResponse: Codable, Sendable {
+    var decisionId: String, task: String, text: String
+    var draftLabel: String?, draftFields: JSONValue?, confidence: Double?
+    var routeReason: String, detail: String, labels: [String]
+    var status: String, claimedBy: String?, claimedAt: String?
+    var resolvedLabel: String?, resolvedFields: JSONValue?, outcome: String?, resolvedBy: String?, resolvedAt: String?, createdAt: String
+
+    enum CodingKeys: String, CodingKey {
+        case task, text, confidence, detail, labels, status, outcome
+        case decisionId = "decision_id", draftLabel = "draft_label", draftFields = "draft_fields", routeReason = "route_reason"
+        case claimedBy = "claimed_by", claimedAt = "claimed_at", resolvedLabel = "resolved_label", resolvedFields = "resolved_fields"
+        case resolvedBy = "resolved_by", resolvedAt = "resolved_at", createdAt = "created_at"
+    }
+
+    init(_ r: ReviewItem, labels: [String]) {
+        decisionId = r.decisionId; task = r.task; text = r.text; draftLabel = r.draftLabel
+        draftFields = r.draftFieldsJSON.flatMap { try? JSONValue.parse($0) }; confidence = r.confidence
+        routeReason = r.reason; detail = r.detail; self.labels = labels; status = r.status.rawValue; claimedBy = r.claimedBy
+        claimedAt = r.claimedAt.map(iso8601); resolvedLabel = r.resolvedLabel
+        resolvedFields = r.resolvedFieldsJSON.flatMap { try? JSONValue.parse($0) }; outcome = r.outcome; resolvedBy = r.resolvedBy
+        resolvedAt = r.resolvedAt.map(iso8601); createdAt = iso8601(r.createdAt)
+    }
+}
+
+/// A stored decision as `GET /v1/decisions/{id}` shows it.
+struct DecisionRecordResponse: Codable, Sendable {
+    var id: String, task: String, createdAt: String, input: String?, inputSHA256: String
+    var label: String?, fields: JSONValue?, confidence: Double?, route: String, reason: String, detail: String, tier: String
+    var draft: JSONValue?, escalation: JSONValue?, latencyMs: JSONValue?, modelVersion: String, adapterVersion: String?
+    var review: ReviewItemResponse?
+
+    enum CodingKeys: String, CodingKey {
+        case id, task, input, label, fields, confidence, route, reason, detail, tier, draft, escalation, review
+        case createdAt = "created_at", inputSHA256 = "input_sha256", latencyMs = "latency_ms"
+        case modelVersion = "model_version", adapterVersion = "adapter_version"
+    }
+
+    init(_ d: DecisionRecord, review: ReviewItemResponse?) {
+        id = d.id; task = d.task; createdAt = iso8601(d.createdAt); input = d.input; inputSHA256 = d.inputSHA256
+        label = d.label; fields = d.fieldsJSON.flatMap { try? JSONValue.parse($0) }; confidence = d.confidence
+        route = d.route; reason = d.reason; detail = d.detail; tier = d.tier
+        draft = d.draftJSON.flatMap { try? JSONValue.parse($0) }; escalation = d.escalationJSON.flatMap { try? JSONValue.parse($0) }
+        latencyMs = try? JSONValue.parse(d.latencyJSON); modelVersion = d.modelVersion; adapterVersion = d.adapterVersion
+        self.review = review
+    }
+}
+
+/// A labelled example as the API shows it.
+struct ExampleResponse: Codable, Sendable {
+    var task: String, text: String, label: String?, fields: JSONValue?, source: String, decisionId: String, reviewer: String, createdAt: String
+
+    enum CodingKeys: String, CodingKey {
+        case task, text, label, fields, source, reviewer
+        case decisionId = "decision_id", createdAt = "created_at"
+    }
+
+    init(_ e: LabelledExample) {
+        task = e.task; text = e.text; label = e.label; fields = e.fieldsJSON.flatMap { try? JSONValue.parse($0) }
+        source = e.source; decisionId = e.decisionId; reviewer = e.reviewer; createdAt = iso8601(e.createdAt)
+    }
+}
+
+/// ISO 8601 with milliseconds, UTC.
+func iso8601(_ date: Date) -> String {
+    date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+}
+
+/// Encodes API values with sorted keys (stable output for logs and diffs).
+func encodeJSON<T: Encodable>(_ value: T) throws -> Data {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+    return try encoder.encode(value)
+}
+
+/// Reads a request body as strict JSON: valid UTF-8, one JSON value, a clear error otherwise.
+func parseBody(_ bytes: [UInt8]) throws -> JSONValue {
+    guard String(validating: bytes, as: UTF8.self) != nil else {
+        var index = 0
+        // Find the first bad byte for the message.
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        loop: while true {
+            switch decoder.decode(&iterator) {
+            case let .scalarValue(s): index += UTF8.width(s)
+            case .emptyInput: break loop
+            case .error: break loop
+            }
+        }
+        throw APIError.invalid("the request body is not valid UTF-8 (first bad byte at offset \(index))")
+    }
+    guard !bytes.isEmpty else { throw APIError.invalid("the request body is empty; send a JSON object") }
+    do { return try JSONValue.parse(bytes) } catch let e as JSONParseError {
+        throw APIError.invalid("the request body is not valid JSON: \(e.description)")
+    }
+}
+
+extension JSONValue {
+    /// The members of an object, refusing members outside `allowed` (a request carries data, never settings).
+    func members(allowing allowed: Set<String>, context: String) throws -> [String: JSONValue] {
+        guard case let .object(members) = self else { throw APIError.invalid("\(context): expected a JSON object") }
+        var result: [String: JSONValue] = [:]
+        for (k, v) in members {
+            guard allowed.contains(k) else {
+                throw APIError.invalid("\(context): unknown member '\(k)'; allowed: \(allowed.sorted().joined(separator: ", "))", param: k)
+            }
+            result[k] = v
+        }
+        return result
+    }
+}

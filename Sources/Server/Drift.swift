@@ -1,0 +1,142 @@
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+import Store
+
+/// Rates over one window of a task's decisions.
+public struct DriftWindow: Codable, Sendable, Equatable {
+    /// Decisions in the window.
+    public var decisions: Int
+    /// Share accepted from the small model.
+    public var acceptRate: Double
+    /// Share sent to the larger tier (answered or not).
+    public var escalationRate: Double
+    /// Share that ended in review.
+    public var reviewRate: Double
+    /// Mean calibrated confidence (decisions that have one).
+    public var meanConfidence: Double?
+    /// Share with confidence below 0.5.
+    public var lowConfidenceShare: Double?
+    /// Confidence histogram, ten bins over [0, 1].
+    public var confidenceHistogram: [Int]
+    /// Reviewed items answered in the window's span.
+    public var resolved: Int
+    /// Share of those the reviewer corrected.
+    public var correctionRate: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case decisions, resolved
+        case acceptRate = "accept_rate", escalationRate = "escalation_rate", reviewRate = "review_rate", meanConfidence = "mean_confidence"
+        case lowConfidenceShare = "low_confidence_share", confidenceHistogram = "confidence_histogram", correctionRate = "correction_rate"
+    }
+
+    /// Rates of `decisions` and of `resolved` review items.
+    public init(decisions: [DecisionRecord], resolved: [ReviewItem]) {
+        let n = Double(max(decisions.count, 1))
+        self.decisions = decisions.count
+        acceptRate = Double(decisions.count { $0.route == "accepted" }) / n
+        escalationRate = Double(decisions.count { $0.route == "escalated" || $0.escalationJSON != nil }) / n
+        reviewRate = Double(decisions.count { $0.route == "review" }) / n
+        let confidences = decisions.compactMap(\.confidence)
+        meanConfidence = confidences.isEmpty ? nil : confidences.reduce(0, +) / Double(confidences.count)
+        lowConfidenceShare = confidences.isEmpty ? nil : Double(confidences.count { $0 < 0.5 }) / Double(confidences.count)
+        var histogram = [Int](repeating: 0, count: 10)
+        for c in confidences { histogram[min(9, max(0, Int(c * 10)))] += 1 }
+        confidenceHistogram = histogram
+        self.resolved = resolved.count
+        correctionRate = resolved.isEmpty ? nil : Double(resolved.count { $0.outcome == "corrected" }) / Double(resolved.count)
+    }
+}
+
+/// A task's drift: the latest window of decisions beside the one before it, and the alerts that fire.
+public struct DriftReport: Codable, Sendable {
+    /// Task name.
+    public var task: String
+    /// Decisions per window.
+    public var window: Int
+    /// The newest `window` decisions.
+    public var current: DriftWindow
+    /// The `window` decisions before them (nil until there are any).
+    public var previous: DriftWindow?
+    /// Thresholds crossed.
+    public var alerts: [Alert]
+
+    /// A crossed threshold.
+    public struct Alert: Codable, Sendable, Equatable {
+        /// escalation_rate, review_rate, correction_rate or mean_confidence.
+        public var metric: String
+        /// In words.
+        public var message: String
+    }
+
+    /// Reads the newest 2 × `window` decisions and resolved reviews of `task` and compares the two halves.
+    public static func measure(task: String, store: any DecisionStore, drift: ServiceConfig.Drift) async throws -> DriftReport {
+        let window = drift.window
+        let decisions = try await store.recentDecisions(task: task, limit: 2 * window)
+        let resolved = try await store.recentResolved(task: task, limit: 2 * window)
+        let current = Array(decisions.prefix(window)), older = Array(decisions.dropFirst(window))
+        // Reviews are split at the oldest decision of the current window.
+        let boundary = current.last?.createdAt ?? .distantPast
+        let currentResolved = resolved.filter { ($0.resolvedAt ?? .distantPast) >= boundary }
+        let olderResolved = resolved.filter { ($0.resolvedAt ?? .distantPast) < boundary }
+        let now = DriftWindow(decisions: current, resolved: currentResolved)
+        var alerts: [Alert] = []
+        func check(_ metric: String, _ value: Double?, above limit: Double?) {
+            guard let value, let limit, value > limit else { return }
+            alerts.append(Alert(metric: metric, message: String(
+                format: "%@ %.3f is above the alert threshold %.3f over the last %d decisions", metric, value, limit, now.decisions)))
+        }
+        check("escalation_rate", now.escalationRate, above: drift.escalationRate)
+        check("review_rate", now.reviewRate, above: drift.reviewRate)
+        check("correction_rate", now.correctionRate, above: drift.correctionRate)
+        if let limit = drift.meanConfidence, let mean = now.meanConfidence, mean < limit {
+            alerts.append(Alert(metric: "mean_confidence", message: String(
+                format: "mean_confidence %.3f is below the alert threshold %.3f over the last %d decisions", mean, limit, now.decisions)))
+        }
+        if now.decisions == 0 { alerts = [] }
+        return DriftReport(task: task, window: window, current: now,
+                           previous: older.isEmpty ? nil : DriftWindow(decisions: older, resolved: olderResolved), alerts: alerts)
+    }
+}
+
+/// Recomputes every task's drift from the store at an interval (so replicas sharing a store agree), publishes it as
+/// gauges and logs a warning when an alert starts.
+struct DriftMonitor: Service {
+    let tasks: [String]
+    let store: any DecisionStore
+    let drift: ServiceConfig.Drift
+    let logger: Logger
+
+    func run() async throws {
+        var alerting: [String: Set<String>] = [:]
+        while !Task.isShuttingDownGracefully {
+            for task in tasks {
+                do {
+                    let report = try await DriftReport.measure(task: task, store: store, drift: drift)
+                    publish(report)
+                    // Warn when an alert starts, not on every recomputation while it lasts.
+                    for alert in report.alerts where !(alerting[task] ?? []).contains(alert.metric) {
+                        logger.warning("drift alert", metadata: ["task": "\(task)", "metric": "\(alert.metric)", "alert": "\(alert.message)"])
+                    }
+                    alerting[task] = Set(report.alerts.map(\.metric))
+                } catch {
+                    logger.error("drift measurement failed", metadata: ["task": "\(task)", "error": "\(error)"])
+                }
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int(drift.interval * 1000))) }
+        }
+    }
+
+    func publish(_ r: DriftReport) {
+        let d = [("task", r.task)]
+        Gauge(label: "microscale_drift_escalation_rate", dimensions: d).record(r.current.escalationRate)
+        Gauge(label: "microscale_drift_review_rate", dimensions: d).record(r.current.reviewRate)
+        Gauge(label: "microscale_drift_accept_rate", dimensions: d).record(r.current.acceptRate)
+        Gauge(label: "microscale_drift_window_decisions", dimensions: d).record(r.current.decisions)
+        if let c = r.current.correctionRate { Gauge(label: "microscale_drift_correction_rate", dimensions: d).record(c) }
+        if let m = r.current.meanConfidence { Gauge(label: "microscale_drift_mean_confidence", dimensions: d).record(m) }
+        if let l = r.current.lowConfidenceShare { Gauge(label: "microscale_drift_low_confidence_share", dimensions: d).record(l) }
+        Gauge(label: "microscale_drift_alerts", dimensions: d).record(r.alerts.count)
+    }
+}

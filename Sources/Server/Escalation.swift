@@ -1,0 +1,205 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+import StructuredOutput
+
+/// What the larger tier did with one request.
+public struct EscalationOutcome: Codable, Sendable {
+    /// answered, failed or circuit_open.
+    public enum Kind: String, Codable, Sendable { case answered, failed, circuitOpen = "circuit_open" }
+    /// Base URL.
+    public var endpoint: String
+    /// Model asked.
+    public var model: String
+    /// Attempts made.
+    public var attempts: Int
+    /// What happened.
+    public var outcome: Kind
+    /// Why it failed, if it did.
+    public var error: String?
+    /// The answer (validated against the schema).
+    public var answer: JSONValue?
+    /// Milliseconds spent, back-offs included.
+    public var latencyMs: Double
+
+    enum CodingKeys: String, CodingKey {
+        case endpoint, model, attempts, outcome, error, answer
+        case latencyMs = "latency_ms"
+    }
+}
+
+/// Opens after `threshold` consecutive failures, refuses calls for `cooldown` seconds, then lets one probe through:
+/// its success closes the circuit, its failure opens it again.
+public actor CircuitBreaker {
+    enum State: Equatable { case closed(failures: Int), open(until: ContinuousClock.Instant), probing }
+    private var state = State.closed(failures: 0)
+    let threshold: Int
+    let cooldown: Duration
+
+    /// A closed breaker.
+    public init(threshold: Int, cooldown: Duration) {
+        self.threshold = threshold
+        self.cooldown = cooldown
+    }
+
+    /// Whether a call may go out now.
+    public func allow(now: ContinuousClock.Instant = .now) -> Bool {
+        switch state {
+        case .closed: return true
+        case .probing: return false
+        case let .open(until):
+            guard now >= until else { return false }
+            state = .probing
+            return true
+        }
+    }
+
+    /// Records a call's result.
+    public func record(success: Bool, now: ContinuousClock.Instant = .now) {
+        switch (state, success) {
+        case (_, true): state = .closed(failures: 0)
+        case (.probing, false), (.open, false): state = .open(until: now + cooldown)
+        case let (.closed(failures), false):
+            state = failures + 1 >= threshold ? .open(until: now + cooldown) : .closed(failures: failures + 1)
+        }
+    }
+
+    /// Whether calls are being refused.
+    public var isOpen: Bool { if case .closed = state { false } else { true } }
+}
+
+/// The larger tier: an OpenAI-compatible chat-completions endpoint asked for a schema-constrained JSON answer, with
+/// the small model's draft in the prompt and in `X-Microscale-Draft-*` headers. Each attempt has a deadline; transport
+/// failures, timeouts, 408, 429 and 5xx are retried with doubling, jittered back-off; every failed call counts toward
+/// the circuit breaker. A wrong or unparseable answer fails without retry: the caller sends the input to review.
+public struct EscalationClient: Sendable {
+    /// The tier's settings.
+    public let tier: ServiceConfig.Escalation
+    let http: HTTPClient
+    let breaker: CircuitBreaker
+    let logger: Logger
+
+    /// A client for a tier.
+    public init(tier: ServiceConfig.Escalation, http: HTTPClient = .shared, logger: Logger) {
+        self.tier = tier
+        self.http = http
+        self.logger = logger
+        breaker = CircuitBreaker(threshold: tier.breakerFailures, cooldown: .milliseconds(Int(tier.breakerCooldown * 1000)))
+    }
+
+    /// One failed attempt.
+    struct AttemptError: Error {
+        var message: String
+        var retryable: Bool
+    }
+
+    /// Asks the tier; `schema` is the JSON Schema the answer must meet (sent as `response_format` and checked here).
+    public func ask(task: String, system: String, user: String, schema: Schema, schemaJSON: JSONValue,
+                    draft: [(String, String)]) async -> EscalationOutcome {
+        let start = ContinuousClock.now
+        var outcome = EscalationOutcome(endpoint: tier.baseURL, model: tier.model, attempts: 0, outcome: .failed, error: nil, answer: nil, latencyMs: 0)
+        defer { Counter(label: "microscale_escalations_total", dimensions: [("task", task), ("outcome", outcome.outcome.rawValue)]).increment() }
+        let body = JSONValue.object([
+            ("model", .string(tier.model)),
+            ("messages", .array([
+                .object([("role", .string("system")), ("content", .string(system))]),
+                .object([("role", .string("user")), ("content", .string(user))]),
+            ])),
+            ("temperature", .number(0, text: "0")),
+            ("max_tokens", .number(Double(tier.maxTokens), text: String(tier.maxTokens))),
+            ("response_format", .object([
+                ("type", .string("json_schema")),
+                ("json_schema", .object([("name", .string("answer")), ("strict", .bool(true)), ("schema", schemaJSON)])),
+            ])),
+        ]).description
+        for attempt in 0...tier.retries {
+            guard await breaker.allow() else {
+                outcome.outcome = outcome.attempts == 0 ? .circuitOpen : .failed
+                outcome.error = (outcome.error.map { $0 + "; " } ?? "") + "circuit open after repeated failures of \(tier.baseURL)"
+                break
+            }
+            outcome.attempts += 1
+            do {
+                let answer = try await attemptOnce(body: body, schema: schema, task: task, draft: draft)
+                await breaker.record(success: true)
+                outcome.outcome = .answered
+                outcome.answer = answer
+                outcome.error = nil
+                break
+            } catch let error as AttemptError {
+                await breaker.record(success: false)
+                outcome.error = error.message
+                logger.warning("escalation attempt failed", metadata: ["task": "\(task)", "attempt": "\(attempt + 1)", "error": "\(error.message)"])
+                guard error.retryable, attempt < tier.retries else { break }
+                let backoff = tier.backoff * pow(2, Double(attempt)) * Double.random(in: 0.5...1.5)
+                try? await Task.sleep(for: .milliseconds(Int(backoff * 1000)))
+            } catch {
+                await breaker.record(success: false)
+                outcome.error = "\(error)"
+                break
+            }
+        }
+        outcome.latencyMs = (ContinuousClock.now - start).seconds * 1e3
+        return outcome
+    }
+
+    private func attemptOnce(body: String, schema: Schema, task: String, draft: [(String, String)]) async throws -> JSONValue {
+        let base = tier.baseURL.hasSuffix("/") ? String(tier.baseURL.dropLast()) : tier.baseURL
+        var request = HTTPClientRequest(url: base + "/chat/completions")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "X-Microscale-Task", value: task)
+        for (name, value) in draft { request.headers.add(name: "X-Microscale-Draft-" + name, value: value) }
+        if let key = tier.apiKey { request.headers.add(name: "Authorization", value: "Bearer " + key) }
+        request.body = .bytes(ByteBuffer(string: body))
+        let timeout = tier.timeout
+        let prepared = request
+        let payload: ByteBuffer
+        let status: HTTPResponseStatus
+        do {
+            (status, payload) = try await deadline(seconds: timeout) {
+                let response = try await http.execute(prepared, timeout: .milliseconds(Int64(timeout * 1000)))
+                return (response.status, try await response.body.collect(upTo: 4 << 20))
+            }
+        } catch is DeadlineExceeded {
+            throw AttemptError(message: "no answer within \(timeout) s", retryable: true)
+        } catch {
+            throw AttemptError(message: "request failed: \(error)", retryable: true)
+        }
+        let text = String(buffer: payload)
+        guard status == .ok else {
+            let retryable = status.code == 408 || status.code == 429 || status.code >= 500
+            throw AttemptError(message: "HTTP \(status.code): \(text.prefix(200))", retryable: retryable)
+        }
+        guard let envelope = try? JSONValue.parse(Array(payload.readableBytesView)),
+              case let .array(choices)? = envelope["choices"], let content = choices.first?["message"]?["content"]?.stringValue
+        else { throw AttemptError(message: "the response is not a chat completion: \(text.prefix(200))", retryable: false) }
+        guard let answer = try? JSONValue.parse(content) else {
+            throw AttemptError(message: "the answer is not JSON: \(content.prefix(200))", retryable: false)
+        }
+        let violations = schema.violations(of: answer)
+        guard violations.isEmpty else {
+            throw AttemptError(message: "the answer does not match the schema: \(violations.map(\.description).joined(separator: "; "))", retryable: false)
+        }
+        return answer
+    }
+}
+
+/// An operation ran past its deadline.
+struct DeadlineExceeded: Error {}
+
+/// Runs `body`, cancelling it and throwing ``DeadlineExceeded`` after `seconds`.
+func deadline<T: Sendable>(seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            throw DeadlineExceeded()
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}

@@ -1,0 +1,210 @@
+import Cascade
+import Foundation
+
+/// What `microscale serve` runs: address, keys, store, tasks, chat models, the escalation tier, limits and drift alerts.
+/// Loaded from YAML; secrets may be given as `env:NAME` so the file can be committed.
+public struct ServiceConfig: Sendable {
+    /// How much of an input the decision log keeps.
+    public enum InputLogging: String, Sendable, CaseIterable {
+        /// The text as received.
+        case full
+        /// E-mail addresses, long digit runs and IBAN/card-like strings masked.
+        case redacted
+        /// Only the SHA-256 (always stored).
+        case hash
+    }
+
+    /// A task to serve: a classification spec (with its adapter) or an extraction task.
+    public struct TaskEntry: Sendable {
+        /// Path of the task file.
+        public var path: String
+        /// Adapter file (classification; default: the spec's).
+        public var adapter: String?
+    }
+
+    /// The larger tier: any OpenAI-compatible chat-completions endpoint.
+    public struct Escalation: Sendable {
+        /// Base URL, up to and including `/v1`.
+        public var baseURL: String
+        /// Model name sent in requests.
+        public var model: String
+        /// Bearer key (nil: none).
+        public var apiKey: String?
+        /// Seconds before one attempt is abandoned.
+        public var timeout: Double = 10
+        /// Attempts after the first.
+        public var retries: Int = 2
+        /// First back-off, doubled per retry (with jitter).
+        public var backoff: Double = 0.2
+        /// Consecutive failures that open the circuit.
+        public var breakerFailures: Int = 5
+        /// Seconds the circuit stays open before one probe is let through.
+        public var breakerCooldown: Double = 30
+        /// Most tokens the tier may answer with.
+        public var maxTokens: Int = 200
+    }
+
+    /// Request limits.
+    public struct Limits: Sendable {
+        /// Largest request body, in bytes.
+        public var maxBodyBytes = 1 << 20
+        /// Most inputs in one batch request.
+        public var maxBatchInputs = 64
+        /// Most prompt tokens for chat completions.
+        public var maxPromptTokens = 1536
+        /// Most tokens generated per completion.
+        public var maxCompletionTokens = 512
+        /// Most inputs waiting for the engine before requests are refused with 429.
+        public var maxQueue = 256
+        /// Most inputs classified in one engine pass.
+        public var maxBatch = 32
+    }
+
+    /// Drift windows and alert thresholds.
+    public struct Drift: Sendable {
+        /// Decisions per window.
+        public var window = 500
+        /// Seconds between recomputations.
+        public var interval: Double = 10
+        /// Alert when the escalation rate goes above this.
+        public var escalationRate: Double?
+        /// Alert when the review rate goes above this.
+        public var reviewRate: Double?
+        /// Alert when the share of reviewed items corrected goes above this.
+        public var correctionRate: Double?
+        /// Alert when the mean confidence falls below this.
+        public var meanConfidence: Double?
+    }
+
+    /// Host to bind.
+    public var host = "127.0.0.1"
+    /// Port (0: any free port; the chosen one is printed).
+    public var port = 8080
+    /// Keys for the whole API.
+    public var apiKeys: [String] = []
+    /// Keys for the review queue only.
+    public var reviewerKeys: [String] = []
+    /// `sqlite:PATH` or `postgres://…`.
+    public var store = "sqlite:reports/decisions.sqlite"
+    /// What the log keeps of inputs.
+    public var inputLogging = InputLogging.full
+    /// Tasks.
+    public var tasks: [TaskEntry] = []
+    /// Chat models by name (GGUF paths) for `/v1/chat/completions`.
+    public var chatModels: [(name: String, path: String)] = []
+    /// The larger tier, if any (else each task's `tiers.large`, if it names an endpoint).
+    public var escalation: Escalation?
+    /// Limits.
+    public var limits = Limits()
+    /// Drift.
+    public var drift = Drift()
+    /// Engine threads.
+    public var threads = 2
+    /// Minutes a review claim is held.
+    public var claimMinutes: Double = 10
+
+    /// An empty configuration (tests build theirs in code).
+    public init() {}
+
+    /// Loads a configuration file; relative paths are relative to the file. Environment variables override:
+    /// `MICROSCALE_STORE_URL`, `MICROSCALE_PORT`, `MICROSCALE_ESCALATION_URL`, `MICROSCALE_ESCALATION_MODEL`,
+    /// `MICROSCALE_ESCALATION_KEY`.
+    public static func load(_ file: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ServiceConfig {
+        let folder = URL(fileURLWithPath: file).deletingLastPathComponent().path
+        func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : folder + "/" + path }
+        func secret(_ r: YAMLReader) throws -> String {
+            let value = try r.string()
+            guard value.hasPrefix("env:") else { return value }
+            let name = String(value.dropFirst(4))
+            guard let v = environment[name], !v.isEmpty else { throw r.error("environment variable \(name) is not set") }
+            return v
+        }
+        let r = try YAMLReader.load(file)
+        try r.only(["listen", "auth", "store", "log_inputs", "tasks", "chat_models", "escalation", "limits", "drift", "threads", "review"])
+        var c = ServiceConfig()
+        if let l = r.child("listen") {
+            try l.only(["host", "port"])
+            if let h = l.child("host") { c.host = try h.string() }
+            if let p = l.child("port") { c.port = try p.int(in: 0...65535) }
+        }
+        if let a = r.child("auth") {
+            try a.only(["api_keys", "reviewer_keys"])
+            c.apiKeys = try a.child("api_keys")?.items().map(secret) ?? []
+            c.reviewerKeys = try a.child("reviewer_keys")?.items().map(secret) ?? []
+        }
+        if let s = r.child("store") {
+            let url = try s.string()
+            c.store = url.hasPrefix("sqlite:") && !url.hasPrefix("sqlite:/") ? "sqlite:" + resolve(String(url.dropFirst(7))) : url
+        }
+        if let i = r.child("log_inputs") { c.inputLogging = try i.enumeration(InputLogging.self) }
+        for item in try r.child("tasks")?.items() ?? [] {
+            if item.child("path") != nil {
+                try item.only(["path", "adapter"])
+                c.tasks.append(TaskEntry(path: resolve(try item.required("path").string()), adapter: try item.child("adapter").map { resolve(try $0.string()) }))
+            } else {
+                c.tasks.append(TaskEntry(path: resolve(try item.string()), adapter: nil))
+            }
+        }
+        if let m = r.child("chat_models") {
+            c.chatModels = try m.entries().map { ($0, resolve(try $1.string())) }
+        }
+        if let e = r.child("escalation") {
+            try e.only(["base_url", "model", "api_key", "timeout_seconds", "retries", "backoff_seconds", "breaker_failures",
+                        "breaker_cooldown_seconds", "max_tokens"])
+            var tier = Escalation(baseURL: try e.required("base_url").string(), model: try e.required("model").string())
+            tier.apiKey = try e.child("api_key").map(secret)
+            if let v = e.child("timeout_seconds") { tier.timeout = try v.double(in: 0.05...600) }
+            if let v = e.child("retries") { tier.retries = try v.int(in: 0...10) }
+            if let v = e.child("backoff_seconds") { tier.backoff = try v.double(in: 0...60) }
+            if let v = e.child("breaker_failures") { tier.breakerFailures = try v.int(in: 1...1000) }
+            if let v = e.child("breaker_cooldown_seconds") { tier.breakerCooldown = try v.double(in: 0.1...3600) }
+            if let v = e.child("max_tokens") { tier.maxTokens = try v.int(in: 1...4096) }
+            c.escalation = tier
+        }
+        if let l = r.child("limits") {
+            try l.only(["max_body_bytes", "max_batch_inputs", "max_prompt_tokens", "max_completion_tokens", "max_queue", "max_batch"])
+            if let v = l.child("max_body_bytes") { c.limits.maxBodyBytes = try v.int(in: 1024...(256 << 20)) }
+            if let v = l.child("max_batch_inputs") { c.limits.maxBatchInputs = try v.int(in: 1...10_000) }
+            if let v = l.child("max_prompt_tokens") { c.limits.maxPromptTokens = try v.int(in: 1...1_000_000) }
+            if let v = l.child("max_completion_tokens") { c.limits.maxCompletionTokens = try v.int(in: 1...1_000_000) }
+            if let v = l.child("max_queue") { c.limits.maxQueue = try v.int(in: 1...1_000_000) }
+            if let v = l.child("max_batch") { c.limits.maxBatch = try v.int(in: 1...1024) }
+        }
+        if let d = r.child("drift") {
+            try d.only(["window", "interval_seconds", "alert"])
+            if let v = d.child("window") { c.drift.window = try v.int(in: 10...1_000_000) }
+            if let v = d.child("interval_seconds") { c.drift.interval = try v.double(in: 0.1...86_400) }
+            if let a = d.child("alert") {
+                try a.only(["escalation_rate", "review_rate", "correction_rate", "mean_confidence_below"])
+                c.drift.escalationRate = try a.child("escalation_rate")?.double(in: 0...1)
+                c.drift.reviewRate = try a.child("review_rate")?.double(in: 0...1)
+                c.drift.correctionRate = try a.child("correction_rate")?.double(in: 0...1)
+                c.drift.meanConfidence = try a.child("mean_confidence_below")?.double(in: 0...1)
+            }
+        }
+        if let t = r.child("threads") { c.threads = try t.int(in: 1...256) }
+        if let v = r.child("review") {
+            try v.only(["claim_minutes"])
+            if let m = v.child("claim_minutes") { c.claimMinutes = try m.double(in: 0.1...10_080) }
+        }
+        try c.applyEnvironment(environment)
+        return c
+    }
+
+    /// Applies the `MICROSCALE_*` environment overrides.
+    public mutating func applyEnvironment(_ environment: [String: String]) throws {
+        if let s = environment["MICROSCALE_STORE_URL"], !s.isEmpty { store = s }
+        if let p = environment["MICROSCALE_PORT"], !p.isEmpty {
+            guard let port = Int(p), (0...65535).contains(port) else { throw SpecError(file: "environment", path: "MICROSCALE_PORT", line: nil, message: "'\(p)' is not a port") }
+            self.port = port
+        }
+        if let url = environment["MICROSCALE_ESCALATION_URL"], !url.isEmpty {
+            let model = environment["MICROSCALE_ESCALATION_MODEL"] ?? escalation?.model ?? "default"
+            var tier = escalation ?? Escalation(baseURL: url, model: model)
+            tier.baseURL = url
+            tier.model = model
+            escalation = tier
+        }
+        if let key = environment["MICROSCALE_ESCALATION_KEY"], !key.isEmpty { escalation?.apiKey = key }
+    }
+}
