@@ -34,8 +34,7 @@ struct Serve: AsyncParsableCommand {
         if settings.apiKeys.isEmpty { logger.warning("no API keys configured: the API is open to anyone on this machine") }
         let service = try await CascadeService.load(settings, logger: logger)
         try await makeApplication(service: service, logger: logger).runService()
-        await service.engine.shutdown()
-        await service.store.close()
+        await service.shutdown()
         logger.info("stopped")
     }
 }

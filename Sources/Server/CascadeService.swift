@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Cascade
 import Crypto
 import Foundation
@@ -21,6 +22,9 @@ public final class CascadeService: Sendable {
     public let store: any DecisionStore
     /// Escalation clients by task.
     let escalation: [String: EscalationClient]
+    /// The HTTP client escalations go through. It does not retry connections itself: the escalation client's own
+    /// bounded retries and circuit breaker decide, so a refused connection fails at once instead of at the deadline.
+    let http: HTTPClient
     let logger: Logger
 
     /// A service over loaded parts.
@@ -31,6 +35,11 @@ public final class CascadeService: Sendable {
         self.store = store
         self.logger = logger
         engine = Engine(maxQueue: config.limits.maxQueue, maxBatch: config.limits.maxBatch)
+        var httpConfiguration = HTTPClient.Configuration()
+        httpConfiguration.connectionPool.retryConnectionEstablishment = false
+        httpConfiguration.timeout.connect = .milliseconds(Int64(min(config.escalation?.timeout ?? 5, 5) * 1000))
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
+        let http = self.http
         // One client (and one circuit breaker) per endpoint, shared by the tasks that use it.
         var byEndpoint: [String: EscalationClient] = [:]
         var clients: [String: EscalationClient] = [:]
@@ -42,7 +51,7 @@ public final class CascadeService: Sendable {
             }
             guard let tier else { continue }
             let key = tier.baseURL + "\u{0}" + tier.model
-            let client = byEndpoint[key] ?? EscalationClient(tier: tier, logger: logger)
+            let client = byEndpoint[key] ?? EscalationClient(tier: tier, http: http, logger: logger)
             byEndpoint[key] = client
             clients[task.name] = client
         }
@@ -67,6 +76,13 @@ public final class CascadeService: Sendable {
         }
         let store = try await openStore(url: config.store)
         return CascadeService(config: config, tasks: tasks, chatModels: chat, store: store, logger: logger)
+    }
+
+    /// Stops the engine after its work in hand, closes the HTTP client and the store.
+    public func shutdown() async {
+        await engine.shutdown()
+        try? await http.shutdown()
+        await store.close()
     }
 
     // MARK: Deciding

@@ -83,7 +83,7 @@ public struct EscalationClient: Sendable {
     let logger: Logger
 
     /// A client for a tier.
-    public init(tier: ServiceConfig.Escalation, http: HTTPClient = .shared, logger: Logger) {
+    public init(tier: ServiceConfig.Escalation, http: HTTPClient, logger: Logger) {
         self.tier = tier
         self.http = http
         self.logger = logger
@@ -165,6 +165,8 @@ public struct EscalationClient: Sendable {
                 return (response.status, try await response.body.collect(upTo: 4 << 20))
             }
         } catch is DeadlineExceeded {
+            throw AttemptError(message: "no answer within \(timeout) s", retryable: true)
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             throw AttemptError(message: "no answer within \(timeout) s", retryable: true)
         } catch {
             throw AttemptError(message: "request failed: \(error)", retryable: true)

@@ -108,6 +108,8 @@ extension Request {
         let buffer: ByteBuffer
         do { buffer = try await collectBody(upTo: limit) } catch let e as HTTPError where e.status == .contentTooLarge {
             throw APIError(statusCode: 413, type: "payload_too_large", message: "the request body is larger than \(limit) bytes")
+        } catch is NIOTooManyBytesError {
+            throw APIError(statusCode: 413, type: "payload_too_large", message: "the request body is larger than \(limit) bytes")
         }
         return try parseBody(Array(buffer.readableBytesView))
     }
