@@ -1,21 +1,23 @@
 # Microscale: the two set-up commands. Each installs what it needs, then runs.
 #   make demo   fetch the models, build, and run the main job (the cascade on the example support task)
-#   make test   fetch the model, build in release mode, and run every test
+#   make test   fetch the models, build in release mode, start PostgreSQL on loopback, and run every test
+# Then: make serve (the HTTP service on the example tasks), make loadtest (its throughput).
 
 SWIFT ?= swift
 RELEASE := -c release
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: demo test models build deps bench bench-structured
+.PHONY: demo test models build deps bench bench-structured serve adapters loadtest
 
 # Debian packages the build and the set-up need (the Swift toolchain itself ships with the machine image).
 deps:
 	@missing=""; \
-	for tool in python3 sha256sum make; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	for tool in python3 sha256sum make curl; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	python3 -m pip --version >/dev/null 2>&1 || missing="$$missing python3-pip"; \
+	[ -f /usr/include/sqlite3.h ] || missing="$$missing libsqlite3-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
-	  apt-get update -qq && apt-get install -y -qq python3 python3-pip coreutils make >/dev/null; \
+	  apt-get update -qq && apt-get install -y -qq python3 python3-pip coreutils make curl libsqlite3-dev >/dev/null; \
 	fi
 	@command -v $(SWIFT) >/dev/null || { echo "error: no Swift toolchain on PATH (expected Swift 6 at /opt/swift/usr/bin)"; exit 1; }
 
@@ -28,10 +30,29 @@ build: deps
 demo: models build
 	@scripts/demo.sh
 
-# Model-level tests run in release mode: numeric code in a debug build is 10-100x slower.
+# Model-level tests run in release mode: numeric code in a debug build is 10-100x slower. The integration tests
+# need PostgreSQL, headless Chromium and the openai Python client; scripts/test-env.sh provides them.
 test: models
 	$(SWIFT) build $(RELEASE) --build-tests -Xswiftc -enable-testing
-	$(SWIFT) test $(RELEASE) -Xswiftc -enable-testing --skip-build
+	eval "$$(scripts/test-env.sh)" && $(SWIFT) test $(RELEASE) -Xswiftc -enable-testing --skip-build
+
+# Trains the example tasks' adapters if they are missing (the serve configuration needs them).
+adapters: models build
+	@[ -f examples/support/support-queue.adapter.json ] || .build/release/microscale train --task examples/support/task.yaml --data examples/support/messages.csv
+	@[ -f examples/banking77/banking77.adapter.json ] || .build/release/microscale train --task examples/banking77/task.yaml --data ../shared/data/banking77/train.csv
+
+# The HTTP service on the example tasks (examples/serve.yaml). Keys default to dev values; set your own.
+MICROSCALE_API_KEY ?= dev-api-key
+MICROSCALE_REVIEWER_KEY ?= dev-reviewer-key
+export MICROSCALE_API_KEY MICROSCALE_REVIEWER_KEY
+serve: adapters
+	@echo "API key: $$MICROSCALE_API_KEY   reviewer key: $$MICROSCALE_REVIEWER_KEY   review page: http://127.0.0.1:8080/review"
+	.build/release/microscale serve --config examples/serve.yaml
+
+# Throughput of a running `make serve` on the Banking77 task at concurrency 1, 8 and 32.
+loadtest:
+	.build/release/microscale loadtest --task banking77 --data ../shared/data/banking77/train.csv --concurrency 1,8,32 \
+	  --requests 600 --output reports/loadtest.jsonl
 
 # Throughput: the decoder (llama-bench-style table) and the encoder (embeddings/s, latency).
 bench: models build

@@ -7,6 +7,7 @@ import NIOCore
 /// `microscale loadtest`: closed-loop load against a running service's decide endpoint, at several concurrencies.
 struct LoadTest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "loadtest",
         abstract: "Send decide requests at fixed concurrency and report requests per second and p50/p95/p99 latency.")
 
     @Option(help: "Base URL of the service.")

@@ -18,6 +18,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port (overrides the file; 0 picks a free one and prints it).")
     var port: Int?
 
+    @Option(help: "Most inputs per engine pass (overrides the file; 1 turns batching off).")
+    var maxBatch: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
@@ -27,6 +30,7 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         var settings = try ServiceConfig.load(config)
         if let port { settings.port = port }
+        if let maxBatch { settings.limits.maxBatch = max(1, maxBatch) }
         let loopback = ["127.0.0.1", "localhost", "::1"].contains(settings.host)
         if settings.apiKeys.isEmpty && !loopback {
             throw ValidationError("no auth.api_keys are configured: refusing to listen on \(settings.host); set keys or bind to 127.0.0.1")

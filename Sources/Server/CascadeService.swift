@@ -29,6 +29,8 @@ public final class CascadeService: Sendable {
 
     /// A service over loaded parts.
     public init(config: ServiceConfig, tasks: [ServedTask], chatModels: [ServedModel], store: any DecisionStore, logger: Logger) {
+        // Metrics made before swift-metrics is bootstrapped would go nowhere: bootstrap first.
+        _ = Telemetry.registry
         self.config = config
         self.tasks = Dictionary(tasks.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         self.chatModels = Dictionary(chatModels.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -43,7 +45,7 @@ public final class CascadeService: Sendable {
         // One client (and one circuit breaker) per endpoint, shared by the tasks that use it.
         var byEndpoint: [String: EscalationClient] = [:]
         var clients: [String: EscalationClient] = [:]
-        for task in tasks {
+        for task in tasks where !config.escalationDisabled {
             var tier = config.escalation
             if tier == nil, case let .classification(c, _, _) = task, let large = c.spec.tiers.large, let url = large.destination,
                url.hasPrefix("http") {

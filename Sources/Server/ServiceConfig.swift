@@ -94,6 +94,8 @@ public struct ServiceConfig: Sendable {
     public var chatModels: [(name: String, path: String)] = []
     /// The larger tier, if any (else each task's `tiers.large`, if it names an endpoint).
     public var escalation: Escalation?
+    /// `escalation: none`: no larger tier at all; what the policy would escalate goes to review.
+    public var escalationDisabled = false
     /// Limits.
     public var limits = Limits()
     /// Drift.
@@ -148,7 +150,9 @@ public struct ServiceConfig: Sendable {
         if let m = r.child("chat_models") {
             c.chatModels = try m.entries().map { ($0, resolve(try $1.string())) }
         }
-        if let e = r.child("escalation") {
+        if let e = r.child("escalation"), (try? e.string()) == "none" {
+            c.escalationDisabled = true
+        } else if let e = r.child("escalation") {
             try e.only(["base_url", "model", "api_key", "timeout_seconds", "retries", "backoff_seconds", "breaker_failures",
                         "breaker_cooldown_seconds", "max_tokens"])
             var tier = Escalation(baseURL: try e.required("base_url").string(), model: try e.required("model").string())

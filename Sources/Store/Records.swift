@@ -250,7 +250,7 @@ enum SQL {
         """
 
     /// A bound value.
-    enum Value {
+    enum Value: Sendable {
         case text(String), real(Double), int(Int), null
         static func optionalText(_ s: String?) -> Value { s.map(Value.text) ?? .null }
         static func optionalReal(_ d: Double?) -> Value { d.map(Value.real) ?? .null }

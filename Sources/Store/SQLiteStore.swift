@@ -3,9 +3,16 @@ import Foundation
 
 /// The embedded store: one SQLite file in WAL mode with full synchronous commits, so an acknowledged decision survives
 /// a crash. Several processes may open the same file (writers take turns); across machines use PostgreSQL.
+///
+/// The connection lives on one serial queue (off Swift's cooperative pool: a commit waits for the disk). Decisions
+/// arriving while a commit is under way are written together in the next transaction (group commit): each caller
+/// still returns only after its own decision is on disk, and one fsync serves many of them.
 public actor SQLiteStore: DecisionStore {
     public nonisolated let kind = "sqlite"
-    private let db: SQLiteConnection
+    private nonisolated let db: SQLiteConnection
+    private nonisolated let queue = DispatchQueue(label: "microscale.sqlite")
+    private var pending: [(DecisionRecord, ReviewItem?, CheckedContinuation<Void, any Error>)] = []
+    private var flushing = false
 
     /// Opens (and creates) the database at `path`.
     public init(path: String) throws {
@@ -20,44 +27,93 @@ public actor SQLiteStore: DecisionStore {
         self.db = db
     }
 
-    public func record(_ decision: DecisionRecord, review: ReviewItem?) throws {
-        try db.transaction {
-            try db.execute(SQL.insertDecision, SQL.decisionValues(decision))
-            if let review { try db.execute(SQL.insertReview, SQL.reviewValues(review)) }
+    /// Runs `work` on the connection's queue.
+    private nonisolated func onConnection<T: Sendable>(_ work: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try work(self.db) }) }
         }
     }
 
-    public func decision(id: String) throws -> DecisionRecord? {
-        try db.query("SELECT \(SQL.decisionColumns) FROM decisions WHERE id = $1", [.text(id)]).first?.decision()
-    }
-
-    public func reviewItem(decisionId: String) throws -> ReviewItem? {
-        try db.query("SELECT \(SQL.reviewColumns) FROM reviews WHERE decision_id = $1", [.text(decisionId)]).first?.review()
-    }
-
-    public func reviewItems(task: String?, status: ReviewStatus?, limit: Int) throws -> [ReviewItem] {
-        try db.query("""
-            SELECT \(SQL.reviewColumns) FROM reviews WHERE ($1 IS NULL OR task = $1) AND ($2 IS NULL OR status = $2)
-            ORDER BY created_at, decision_id LIMIT $3
-            """, [.optionalText(task), .optionalText(status?.rawValue), .int(limit)]).map { try $0.review() }
-    }
-
-    public func claim(reviewer: String, task: String?, now: Date, lease: TimeInterval) throws -> ReviewItem? {
-        try db.transaction {
-            try db.query(SQL.claim(lock: ""), [.optionalText(task), .text(reviewer), .real(now.timeIntervalSince1970),
-                                                .real(now.timeIntervalSince1970 - lease)]).first?.review()
+    public func record(_ decision: DecisionRecord, review: ReviewItem?) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            pending.append((decision, review, continuation))
+            if !flushing {
+                flushing = true
+                Task { await flush() }
+            }
         }
     }
 
-    public func resolve(decisionId: String, reviewer: String, label: String?, fieldsJSON: String?, outcome: String, now: Date) throws -> ReviewItem {
-        try db.transaction {
-            guard let item = try db.query(SQL.resolve, [.text(decisionId), .text(reviewer), .optionalText(label), .optionalText(fieldsJSON),
-                                                        .text(outcome), .real(now.timeIntervalSince1970)]).first?.review()
-            else { throw try Self.resolveFailure(decisionId, reviewer, current: reviewItem(decisionId: decisionId)) }
-            try db.execute(SQL.insertExample, SQL.exampleValues(LabelledExample(
-                task: item.task, text: item.text, label: label, fieldsJSON: fieldsJSON, source: outcome, decisionId: decisionId,
-                reviewer: reviewer, createdAt: now)))
-            return item
+    /// Commits everything pending in one transaction; if that fails, each record alone, so one bad record (a
+    /// duplicate id) fails only its own caller.
+    private func flush() async {
+        while !pending.isEmpty {
+            let batch = pending
+            pending = []
+            let rows = batch.map { ($0.0, $0.1) }
+            do {
+                try await onConnection { db in
+                    try db.transaction { for (d, r) in rows { try Self.insert(d, r, into: db) } }
+                }
+                for (_, _, c) in batch { c.resume() }
+            } catch {
+                for (d, r, c) in batch {
+                    do {
+                        try await onConnection { db in try db.transaction { try Self.insert(d, r, into: db) } }
+                        c.resume()
+                    } catch { c.resume(throwing: error) }
+                }
+            }
+        }
+        flushing = false
+    }
+
+    private static func insert(_ decision: DecisionRecord, _ review: ReviewItem?, into db: SQLiteConnection) throws {
+        try db.execute(SQL.insertDecision, SQL.decisionValues(decision))
+        if let review { try db.execute(SQL.insertReview, SQL.reviewValues(review)) }
+    }
+
+    public func decision(id: String) async throws -> DecisionRecord? {
+        try await onConnection { try $0.query("SELECT \(SQL.decisionColumns) FROM decisions WHERE id = $1", [.text(id)]).first?.decision() }
+    }
+
+    public func reviewItem(decisionId: String) async throws -> ReviewItem? {
+        try await onConnection { try Self.reviewItem(decisionId, on: $0) }
+    }
+
+    private static func reviewItem(_ id: String, on db: SQLiteConnection) throws -> ReviewItem? {
+        try db.query("SELECT \(SQL.reviewColumns) FROM reviews WHERE decision_id = $1", [.text(id)]).first?.review()
+    }
+
+    public func reviewItems(task: String?, status: ReviewStatus?, limit: Int) async throws -> [ReviewItem] {
+        try await onConnection {
+            try $0.query("""
+                SELECT \(SQL.reviewColumns) FROM reviews WHERE ($1 IS NULL OR task = $1) AND ($2 IS NULL OR status = $2)
+                ORDER BY created_at, decision_id LIMIT $3
+                """, [.optionalText(task), .optionalText(status?.rawValue), .int(limit)]).map { try $0.review() }
+        }
+    }
+
+    public func claim(reviewer: String, task: String?, now: Date, lease: TimeInterval) async throws -> ReviewItem? {
+        try await onConnection { db in
+            try db.transaction {
+                try db.query(SQL.claim(lock: ""), [.optionalText(task), .text(reviewer), .real(now.timeIntervalSince1970),
+                                                    .real(now.timeIntervalSince1970 - lease)]).first?.review()
+            }
+        }
+    }
+
+    public func resolve(decisionId: String, reviewer: String, label: String?, fieldsJSON: String?, outcome: String, now: Date) async throws -> ReviewItem {
+        try await onConnection { db in
+            try db.transaction {
+                guard let item = try db.query(SQL.resolve, [.text(decisionId), .text(reviewer), .optionalText(label), .optionalText(fieldsJSON),
+                                                            .text(outcome), .real(now.timeIntervalSince1970)]).first?.review()
+                else { throw Self.resolveFailure(decisionId, reviewer, current: try Self.reviewItem(decisionId, on: db)) }
+                try db.execute(SQL.insertExample, SQL.exampleValues(LabelledExample(
+                    task: item.task, text: item.text, label: label, fieldsJSON: fieldsJSON, source: outcome, decisionId: decisionId,
+                    reviewer: reviewer, createdAt: now)))
+                return item
+            }
         }
     }
 
@@ -71,31 +127,38 @@ public actor SQLiteStore: DecisionStore {
         }
     }
 
-    public func examples(task: String?, limit: Int) throws -> [LabelledExample] {
-        try db.query("SELECT \(SQL.exampleColumns) FROM examples WHERE ($1 IS NULL OR task = $1) ORDER BY created_at LIMIT $2",
-                     [.optionalText(task), .int(limit)]).map { try $0.example() }
+    public func examples(task: String?, limit: Int) async throws -> [LabelledExample] {
+        try await onConnection {
+            try $0.query("SELECT \(SQL.exampleColumns) FROM examples WHERE ($1 IS NULL OR task = $1) ORDER BY created_at LIMIT $2",
+                         [.optionalText(task), .int(limit)]).map { try $0.example() }
+        }
     }
 
-    public func recentDecisions(task: String, limit: Int) throws -> [DecisionRecord] {
-        try db.query("SELECT \(SQL.decisionColumns) FROM decisions WHERE task = $1 ORDER BY created_at DESC LIMIT $2",
-                     [.text(task), .int(limit)]).map { try $0.decision() }
+    public func recentDecisions(task: String, limit: Int) async throws -> [DecisionRecord] {
+        try await onConnection {
+            try $0.query("SELECT \(SQL.decisionColumns) FROM decisions WHERE task = $1 ORDER BY created_at DESC LIMIT $2",
+                         [.text(task), .int(limit)]).map { try $0.decision() }
+        }
     }
 
-    public func recentResolved(task: String, limit: Int) throws -> [ReviewItem] {
-        try db.query("SELECT \(SQL.reviewColumns) FROM reviews WHERE task = $1 AND status = 'resolved' ORDER BY resolved_at DESC LIMIT $2",
-                     [.text(task), .int(limit)]).map { try $0.review() }
+    public func recentResolved(task: String, limit: Int) async throws -> [ReviewItem] {
+        try await onConnection {
+            try $0.query("SELECT \(SQL.reviewColumns) FROM reviews WHERE task = $1 AND status = 'resolved' ORDER BY resolved_at DESC LIMIT $2",
+                         [.text(task), .int(limit)]).map { try $0.review() }
+        }
     }
 
-    public func ping() throws { _ = try db.query("SELECT 1 AS one", []) }
+    public func ping() async throws { _ = try await onConnection { try $0.query("SELECT 1 AS one", []).count } }
 
     /// The journal mode in force (tests check it is WAL).
-    func journalMode() throws -> String? { try db.query("PRAGMA journal_mode", []).first?.text("journal_mode") }
+    func journalMode() async throws -> String? { try await onConnection { try $0.query("PRAGMA journal_mode", []).first?.text("journal_mode") } }
 
     public func close() {}
 }
 
-/// One SQLite connection: prepared statements bound by `$N` names, rows read into dictionaries.
-final class SQLiteConnection {
+/// One SQLite connection: prepared statements bound by `$N` names, rows read into dictionaries. Used from one
+/// serial queue only.
+final class SQLiteConnection: @unchecked Sendable {
     private var handle: OpaquePointer?
 
     init(path: String) throws {
@@ -164,7 +227,7 @@ final class SQLiteConnection {
     }
 }
 
-struct SQLiteRow: Row {
+struct SQLiteRow: Row, Sendable {
     let values: [String: SQL.Value]
 
     func text(_ column: String) throws -> String? {
