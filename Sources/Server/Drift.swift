@@ -87,14 +87,17 @@ public struct DriftReport: Codable, Sendable {
             alerts.append(Alert(metric: metric, message: String(
                 format: "%@ %.3f is above the alert threshold %.3f over the last %d decisions", metric, value, limit, now.decisions)))
         }
-        check("escalation_rate", now.escalationRate, above: drift.escalationRate)
-        check("review_rate", now.reviewRate, above: drift.reviewRate)
-        check("correction_rate", now.correctionRate, above: drift.correctionRate)
-        if let limit = drift.meanConfidence, let mean = now.meanConfidence, mean < limit {
+        // A rate over a handful of decisions says little: alerts wait for enough of them.
+        let enough = now.decisions >= drift.minSamples
+        if enough {
+            check("escalation_rate", now.escalationRate, above: drift.escalationRate)
+            check("review_rate", now.reviewRate, above: drift.reviewRate)
+        }
+        if now.resolved >= drift.minSamples { check("correction_rate", now.correctionRate, above: drift.correctionRate) }
+        if enough, let limit = drift.meanConfidence, let mean = now.meanConfidence, mean < limit {
             alerts.append(Alert(metric: "mean_confidence", message: String(
                 format: "mean_confidence %.3f is below the alert threshold %.3f over the last %d decisions", mean, limit, now.decisions)))
         }
-        if now.decisions == 0 { alerts = [] }
         return DriftReport(task: task, window: window, current: now,
                            previous: older.isEmpty ? nil : DriftWindow(decisions: older, resolved: olderResolved), alerts: alerts)
     }
@@ -110,7 +113,7 @@ struct DriftMonitor: Service {
 
     func run() async throws {
         var alerting: [String: Set<String>] = [:]
-        while !Task.isShuttingDownGracefully {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
             for task in tasks {
                 do {
                     let report = try await DriftReport.measure(task: task, store: store, drift: drift)
@@ -124,7 +127,7 @@ struct DriftMonitor: Service {
                     logger.error("drift measurement failed", metadata: ["task": "\(task)", "error": "\(error)"])
                 }
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int(drift.interval * 1000))) }
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int(drift.interval * 1000))) } } catch { return }
         }
     }
 

@@ -66,6 +66,8 @@ public struct ServiceConfig: Sendable {
         public var window = 500
         /// Seconds between recomputations.
         public var interval: Double = 10
+        /// Fewest decisions (and, for the correction rate, resolved reviews) before an alert may fire.
+        public var minSamples = 30
         /// Alert when the escalation rate goes above this.
         public var escalationRate: Double?
         /// Alert when the review rate goes above this.
@@ -175,7 +177,8 @@ public struct ServiceConfig: Sendable {
             if let v = l.child("max_batch") { c.limits.maxBatch = try v.int(in: 1...1024) }
         }
         if let d = r.child("drift") {
-            try d.only(["window", "interval_seconds", "alert"])
+            try d.only(["window", "interval_seconds", "min_samples", "alert"])
+            if let v = d.child("min_samples") { c.drift.minSamples = try v.int(in: 1...1_000_000) }
             if let v = d.child("window") { c.drift.window = try v.int(in: 10...1_000_000) }
             if let v = d.child("interval_seconds") { c.drift.interval = try v.double(in: 0.1...86_400) }
             if let a = d.child("alert") {

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
 import Testing
 @testable import Server
@@ -201,5 +202,54 @@ func tier(_ url: String, timeout: Double = 2, retries: Int = 1, breaker: Int = 5
         } catch {
             #expect("\(error)".contains("limitz"))
         }
+    }
+}
+
+/// A log handler that keeps what it is given.
+final class CapturedLogs: LogHandler, @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [(Logger.Level, String)] = []
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? { get { metadata[key] } set { metadata[key] = newValue } }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        lock.withLock { lines.append((level, "\(message) \(metadata ?? [:])")) }
+    }
+
+    var warnings: [String] { lock.withLock { lines.filter { $0.0 == .warning }.map(\.1) } }
+}
+
+@Suite struct DriftTests {
+    @Test func alertsNeedEnoughDecisionsAndAreLoggedOnce() async throws {
+        let store = try SQLiteStore(path: Fixtures.temporary("drift.sqlite"))
+        var drift = ServiceConfig.Drift()
+        drift.window = 100
+        drift.reviewRate = 0.5
+        drift.minSamples = 30
+        func add(_ n: Int, route: String) async throws {
+            for i in 0..<n {
+                try await store.record(DecisionRecord(
+                    id: UUID().uuidString, task: "t", createdAt: Date().addingTimeInterval(Double(i) * 1e-3), input: nil, inputSHA256: "",
+                    label: "a", fieldsJSON: nil, confidence: 0.4, route: route, reason: "r", detail: "", tier: "human", draftJSON: nil,
+                    escalationJSON: nil, latencyJSON: "{}", modelVersion: "m", adapterVersion: nil), review: nil)
+            }
+        }
+        try await add(20, route: "review")
+        #expect(try await DriftReport.measure(task: "t", store: store, drift: drift).alerts.isEmpty, "20 decisions are too few to alert on")
+        try await add(20, route: "review")
+        let report = try await DriftReport.measure(task: "t", store: store, drift: drift)
+        #expect(report.current.decisions == 40 && report.current.reviewRate == 1)
+        #expect(report.alerts.map(\.metric) == ["review_rate"])
+        // The monitor publishes it and warns once, not at every recomputation.
+        let logs = CapturedLogs()
+        drift.interval = 0.05
+        let monitor = DriftMonitor(tasks: ["t"], store: store, drift: drift, logger: Logger(label: "drift") { _ in logs })
+        let running = Task { try await monitor.run() }
+        try await Task.sleep(for: .milliseconds(400))
+        running.cancel()
+        _ = try? await running.value
+        #expect(logs.warnings.count == 1, "\(logs.warnings)")
+        #expect(logs.warnings.first?.contains("review_rate") == true)
     }
 }
