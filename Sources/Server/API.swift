@@ -14,6 +14,8 @@ public struct APIError: Error, CustomStringConvertible, Sendable {
     public var param: String?
     /// Seconds to wait before retrying (429, 503).
     public var retryAfter: Int?
+    /// Methods allowed (405).
+    var allow: String?
 
     public var description: String { "\(statusCode) \(type): \(message)" }
 

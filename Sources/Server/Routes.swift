@@ -25,6 +25,7 @@ extension APIError: HTTPResponseError {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         if statusCode == 401 { headers[.wwwAuthenticate] = "Bearer" }
+        if let allow { headers[.allow] = allow }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body.description)))
     }
 }
@@ -59,6 +60,26 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
+/// The routes as (method, path pattern), for 405 answers: a path that exists under another method.
+let routeTable = RouteTable([
+    ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.yaml"), ("GET", "/review"), ("GET", "/v1/tasks"),
+    ("POST", "/v1/tasks/:task/decide"), ("GET", "/v1/decisions/:id"), ("GET", "/v1/review/items"), ("POST", "/v1/review/claim"),
+    ("POST", "/v1/review/items/:id/resolve"), ("GET", "/v1/review/examples"), ("GET", "/v1/models"), ("POST", "/v1/chat/completions"),
+])
+
+struct RouteTable: Sendable {
+    let routes: [(method: String, segments: [Substring])]
+    init(_ routes: [(String, String)]) { self.routes = routes.map { ($0.0, $0.1.split(separator: "/")) } }
+
+    /// The methods routed for `path`.
+    func methods(for path: String) -> [String] {
+        let parts = path.split(separator: "/")
+        return routes.filter { r in
+            r.segments.count == parts.count && zip(r.segments, parts).allSatisfy { $0.hasPrefix(":") || $0 == $1 }
+        }.map(\.method)
+    }
+}
+
 /// Paths that need no key.
 private let openPaths: Set<String> = ["/healthz", "/readyz", "/metrics", "/openapi.yaml", "/review"]
 
@@ -75,6 +96,12 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 Counter(label: "microscale_rejected_total", dimensions: [("reason", error.type)]).increment()
             }
             throw error
+        } catch let error as HTTPError where error.status == .notFound && error.body == nil {
+            let methods = routeTable.methods(for: request.uri.path)
+            guard !methods.isEmpty else { throw APIError(statusCode: 404, type: "not_found", message: "Not Found") }
+            var e = APIError(statusCode: 405, type: "method_not_allowed", message: "\(request.method) is not allowed here; use \(methods.joined(separator: " or "))")
+            e.allow = methods.joined(separator: ", ")
+            throw e
         } catch let error as HTTPError {
             let type = switch error.status.code {
             case 413: "payload_too_large"

@@ -188,11 +188,14 @@ func escalatingText(_ service: CascadeService) async throws -> String {
             // The probe below tells a missing route by the router's own answer.
             let missing = try await http.send("GET", "/v1/no-such-route")
             #expect(missing.status == 404 && missing.errorMessage == "Not Found", "\(missing.text)")
+            let wrongMethod = try await http.send("DELETE", "/v1/tasks")
+            #expect(wrongMethod.status == 405 && wrongMethod.header("Allow") == "GET", "\(wrongMethod.text)")
             for (method, template) in operations {
                 let concrete = template.replacingOccurrences(of: "{task}", with: "support-queue")
                     .replacingOccurrences(of: "{id}", with: "x").replacingOccurrences(of: "{decision_id}", with: "x")
                 let r = try await http.send(method, concrete, json: method == "POST" ? [:] as [String: String] : nil)
                 #expect(!(r.status == 404 && r.errorMessage == "Not Found"), "\(method) \(template) is documented but not routed")
+                #expect(routeTable.methods(for: concrete).contains(method), "\(method) \(template) is missing from the 405 table")
             }
         }
     }
