@@ -31,10 +31,12 @@ demo: models build
 	@scripts/demo.sh
 
 # Model-level tests run in release mode: numeric code in a debug build is 10-100x slower. The integration tests
-# need PostgreSQL, headless Chromium and the openai Python client; scripts/test-env.sh provides them.
+# need PostgreSQL, headless Chromium and the openai Python client; scripts/test-env.sh provides them. Tests run one
+# at a time: the model tests keep both cores busy anyway, and running beside them starves the I/O tests of Swift's
+# two cooperative threads.
 test: models
 	$(SWIFT) build $(RELEASE) --build-tests -Xswiftc -enable-testing
-	eval "$$(scripts/test-env.sh)" && $(SWIFT) test $(RELEASE) -Xswiftc -enable-testing --skip-build
+	eval "$$(scripts/test-env.sh)" && $(SWIFT) test $(RELEASE) -Xswiftc -enable-testing --skip-build --no-parallel
 
 # Trains the example tasks' adapters if they are missing (the serve configuration needs them).
 adapters: models build

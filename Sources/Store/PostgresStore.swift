@@ -11,8 +11,8 @@ public final class PostgresStore: DecisionStore {
     private let logger: Logger
 
     /// Connects to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, TLS off: loopback or a private network)
-    /// and creates the tables if they are missing.
-    public init(url: String, logger: Logger = PostgresStore.defaultLogger) async throws {
+    /// and creates the tables if they are missing, failing after `connectTimeout` seconds without an answer.
+    public init(url: String, connectTimeout: Double = 30, logger: Logger = PostgresStore.defaultLogger) async throws {
         guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty,
               let user = components.user, !components.path.dropFirst().isEmpty
         else { throw StoreError.badURL(redactedURL(url)) }
@@ -25,7 +25,7 @@ public final class PostgresStore: DecisionStore {
         runner = Task { await client.run() }
         self.logger = logger
         do {
-            try await withTimeout(seconds: 10, url: redactedURL(url)) {
+            try await withTimeout(seconds: connectTimeout, url: redactedURL(url)) {
                 try await client.withTransaction(logger: logger) { connection in
                     // Replicas starting together must not race to create the tables.
                     try await connection.query("SELECT pg_advisory_xact_lock(727274)", logger: logger)
