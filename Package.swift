@@ -104,7 +104,8 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: ["Server", "Store", "Cascade", "Datasets", .product(name: "HummingbirdTesting", package: "hummingbird"),
-                           .product(name: "AsyncHTTPClient", package: "async-http-client")]
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            exclude: ["Scripts"]
         ),
         .testTarget(name: "CascadeTests", dependencies: ["Cascade", "Statistics", "Inference", "Datasets"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Kernels", "GGUF", "Tokenizers", "Datasets"], resources: [.copy("Fixtures")]),

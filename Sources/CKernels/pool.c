@@ -14,7 +14,7 @@ static struct {
     pthread_mutex_t submit;          // held by the thread whose job is running
     pthread_mutex_t lock;            // guards sleeping/wakeups
     pthread_cond_t wake;
-    atomic_uint generation;          // bumped for each job
+    atomic_uint generation;          // odd while a job is open to helpers, even while closed (between jobs)
     atomic_int next_chunk;
     atomic_int done_chunks;
     atomic_int active_workers;       // workers inside the current job
@@ -56,11 +56,13 @@ static void *worker(void *arg) {
             pthread_mutex_unlock(&pool.lock);
         }
         seen = atomic_load_explicit(&pool.generation, memory_order_acquire);
-        // Announce ourselves, then make sure the job we saw is still the current one: the submitter waits for
-        // active workers to leave before it rewrites the job, so a worker that arrives late never runs a stale one.
+        // Announce ourselves, then make sure the job we saw is open and still the current one. The submitter closes a
+        // job (an even generation) before it returns and waits for active workers to leave before it writes the next
+        // one, so a worker that was preempted here either sees the closed generation and stays out, or announced
+        // itself before the close and holds the next job back until it leaves: it never reads a job being written.
         atomic_fetch_add(&pool.active_workers, 1);
-        if (atomic_load_explicit(&pool.generation, memory_order_acquire) == seen &&
-            atomic_fetch_add(&pool.admitted, 1) < pool.helpers) run_chunks();
+        if ((seen & 1u) && atomic_load(&pool.generation) == seen && atomic_fetch_add(&pool.admitted, 1) < pool.helpers)
+            run_chunks();
         atomic_fetch_sub(&pool.active_workers, 1);
     }
     return NULL;
@@ -101,7 +103,7 @@ void ms_parallel_for(int chunks, int threads, ms_chunk_fn fn, void *ctx) {
     atomic_store(&pool.done_chunks, 0);
     atomic_store(&pool.next_chunk, 0);
     pthread_mutex_lock(&pool.lock);
-    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
+    atomic_fetch_add(&pool.generation, 1);  // open: odd
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
     run_chunks();
@@ -110,5 +112,6 @@ void ms_parallel_for(int chunks, int threads, ms_chunk_fn fn, void *ctx) {
         __builtin_ia32_pause();
 #endif
     }
+    atomic_fetch_add(&pool.generation, 1);  // closed: even; late helpers stay out
     pthread_mutex_unlock(&pool.submit);
 }
