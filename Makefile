@@ -7,7 +7,7 @@ SWIFT ?= swift
 RELEASE := -c release
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: demo test models build deps bench bench-structured serve adapters loadtest
+.PHONY: demo test models build deps bench bench-structured serve adapters loadtest loadtest-serve
 
 # Debian packages the build and the set-up need (the Swift toolchain itself ships with the machine image).
 deps:
@@ -51,7 +51,10 @@ serve: adapters
 	@echo "API key: $$MICROSCALE_API_KEY   reviewer key: $$MICROSCALE_REVIEWER_KEY   review page: http://127.0.0.1:8080/review"
 	.build/release/microscale serve --config examples/serve.yaml
 
-# Throughput of a running `make serve` on the Banking77 task at concurrency 1, 8 and 32.
+# Throughput: the server on the Banking77 task alone (examples/loadtest.yaml), and the load at concurrency 1, 8, 32.
+loadtest-serve: adapters
+	.build/release/microscale serve --config examples/loadtest.yaml
+
 loadtest:
 	.build/release/microscale loadtest --task banking77 --data ../shared/data/banking77/train.csv --concurrency 1,8,32 \
 	  --requests 600 --output reports/loadtest.jsonl

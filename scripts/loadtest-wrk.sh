@@ -4,6 +4,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 url="${1:-http://127.0.0.1:8080}/v1/tasks/banking77/decide"
+export MICROSCALE_API_KEY="${MICROSCALE_API_KEY:-dev-api-key}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 bodies="$(mktemp)"
 python3 - "$root/../shared/data/banking77/train.csv" >"$bodies" <<'PY'
