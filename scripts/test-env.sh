@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the integration tests drive, installed and started on demand, printed as shell exports for `make test`:
 # a PostgreSQL on loopback, headless Chromium (Debian's package) and a virtual environment with the official
-# `openai` Python client (PyPI). Progress goes to standard error.
+# `openai` Python client and `websockets` (to drive Chromium over the DevTools protocol), both from PyPI. Progress goes to standard error.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -14,10 +14,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 venv="$root/.venv-test"
-if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
-  echo "installing the openai client into .venv-test" >&2
+if ! "$venv/bin/python" -c "import openai, websockets" 2>/dev/null; then
+  echo "installing the openai client and websockets (to drive Chromium) into .venv-test" >&2
   python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install -q "openai>=1.40" >&2
+  "$venv/bin/pip" install -q "openai>=1.40" "websockets>=12" >&2
 fi
 
 postgres_url="$("$root/scripts/start-postgres.sh")"

@@ -63,7 +63,7 @@ func escalatingText(adapter: String) throws -> String {
         #expect(server.stop() == 0)
     }
 
-    @Test(.enabled(if: External.chromium != nil || External.required)) func theReviewPageWorksInHeadlessChromium() async throws {
+    @Test(.enabled(if: (External.chromium != nil && External.python != nil) || External.required)) func theReviewPageWorksInHeadlessChromium() async throws {
         let chromium = try #require(External.chromium)
         let adapter = try await Fixtures.supportAdapter()
         let server = try ServerProcess(config: Fixtures.yaml(adapter: adapter, store: "sqlite:" + Fixtures.temporary("review.sqlite"), chat: false))
@@ -79,17 +79,25 @@ func escalatingText(adapter: String) throws -> String {
         // Without a key it shows the sign-in form and no data.
         let anonymous = try run(chromium, flags + ["--dump-dom", server.url + "/review"])
         #expect(!anonymous.output.contains(legal))
-        // "Claim next" through the page: the item is claimed by the page's reviewer, and the screenshot shows it.
+        // A reviewer's session through the page, driven over the DevTools protocol: sign in from the link, claim the
+        // next item, choose another label, press Correct. The API then shows the correction as a labelled example.
+        let python = try #require(External.python)
         let shot = Fixtures.root + "/reports/review-page.png"
         try? FileManager.default.createDirectory(atPath: Fixtures.root + "/reports", withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: shot)
-        let screenshot = try run(chromium, flags + ["--window-size=1280,900", "--screenshot=\(shot)", server.url + "/review#key=reviewer-key&reviewer=ci&next=1"])
-        #expect(screenshot.status == 0, "\(screenshot.output)")
+        let session = try run(python, [Fixtures.root + "/Tests/ServerTests/Scripts/review_page.py", chromium,
+                                       server.url + "/review#key=reviewer-key&reviewer=ci&next=1", shot])
+        #expect(session.status == 0, "\(session.output)")
+        let seen = try JSONSerialization.jsonObject(with: Data((session.output.split(separator: "\n").last ?? "").utf8)) as? [String: Any] ?? [:]
+        #expect((seen["claimed_text"] as? String ?? "").contains(legal))
         let png = try Data(contentsOf: URL(fileURLWithPath: shot))
         #expect(png.count > 10_000 && png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
-        let claimed = try await HTTP(base: server.url, key: "reviewer-key").send("GET", "/v1/review/items?status=claimed")
-        let items = claimed.json["items"] as? [[String: Any]] ?? []
-        #expect(items.first?["claimed_by"] as? String == "ci" && items.first?["text"] as? String == legal)
+        let stored = try await HTTP(base: server.url, key: "reviewer-key").send("GET", "/v1/review/items?status=resolved")
+        let item = (stored.json["items"] as? [[String: Any]])?.first
+        #expect(item?["resolved_by"] as? String == "ci" && item?["outcome"] as? String == "corrected")
+        #expect(item?["resolved_label"] as? String == seen["chosen"] as? String && seen["chosen"] as? String != seen["draft"] as? String)
+        let examples = try await HTTP(base: server.url, key: "reviewer-key").send("GET", "/v1/review/examples")
+        #expect((examples.json["examples"] as? [[String: Any]])?.first?["text"] as? String == legal)
         #expect(server.stop() == 0)
     }
 
