@@ -90,6 +90,14 @@ public struct DecisionResponse: Codable, Sendable {
         case fieldChecks = "field_checks", riskClass = "risk_class", latencyMs = "latency_ms"
         case modelVersion = "model_version", adapterVersion = "adapter_version"
     }
+
+    /// Routes the decision to a person, with `reason` (unchanged when nil) and `detail`.
+    mutating func sendToReview(reason: String? = nil, detail: String) {
+        route = "review"
+        tier = "human"
+        if let reason { self.reason = reason }
+        self.detail = detail
+    }
 }
 
 /// A review item as the API shows it.

@@ -1,6 +1,5 @@
 import AsyncHTTPClient
 import Cascade
-import Crypto
 import Foundation
 import Logging
 import Metrics
@@ -127,7 +126,7 @@ public final class CascadeService: Sendable {
                             let (result, timing) = try await self.engine.run {
                                 let begin = ContinuousClock.now
                                 let r = try t.extract(text, model: model.loaded, constraints: model.constraints)
-                                return (r, Engine.Timing(queueMs: (begin - enqueued).seconds * 1e3, modelMs: (ContinuousClock.now - begin).seconds * 1e3, batchSize: 1))
+                                return (r, Engine.Timing(queueMs: (begin - enqueued).seconds * 1e3, modelMs: (ContinuousClock.now - begin).seconds * 1e3))
                             }
                             return (i, Drafted(text: text, classification: nil, extraction: result, timing: timing))
                         }
@@ -182,9 +181,8 @@ public final class CascadeService: Sendable {
                 route: "accepted", reason: "valid", detail: "every field passed its checks", riskClass: nil, tier: "small", alternatives: [],
                 draft: nil, escalation: nil, latencyMs: Latency(), modelVersion: task.modelVersion, adapterVersion: nil)
             if !r.valid {
-                let failing = r.fields.filter { !$0.valid }.map { "\($0.name): \($0.reasons.joined(separator: ", "))" } + r.otherViolations
                 response.reason = "validation_failed"
-                response.detail = "failed checks: " + failing.joined(separator: "; ")
+                response.detail = "failed checks: " + Self.failedChecks(r)
                 needsTier = true
             }
         }
@@ -220,20 +218,23 @@ public final class CascadeService: Sendable {
     private func escalate(_ response: inout DecisionResponse, text: String, task: ServedTask) async {
         let draft = Draft(label: response.label, confidence: response.confidence, fields: response.fields)
         guard let client = escalation[task.name] else {
-            response.route = "review"
-            response.tier = "human"
-            response.detail += "; no escalation tier is configured"
+            response.sendToReview(detail: response.detail + "; no escalation tier is configured")
             return
         }
-        let system: String, user: String, schema: Schema, schemaJSON: JSONValue
+        let system: String, user: String, schema: Schema
         switch task {
         case let .classification(c, _, _):
             let labels = c.spec.labels
-            schemaJSON = .object([
-                ("type", .string("object")),
-                ("properties", .object([("label", .object([("type", .string("string")), ("enum", .array(labels.map { .string($0.name) }))]))])),
-                ("required", .array([.string("label")])), ("additionalProperties", .bool(false)),
-            ])
+            do {
+                schema = try Schema(document: .object([
+                    ("type", .string("object")),
+                    ("properties", .object([("label", .object([("type", .string("string")), ("enum", .array(labels.map { .string($0.name) }))]))])),
+                    ("required", .array([.string("label")])), ("additionalProperties", .bool(false)),
+                ]))
+            } catch {
+                response.sendToReview(reason: "escalation_failed", detail: response.detail + "; the answer schema could not be built: \(error)")
+                return
+            }
             let list = labels.map { "- \($0.name)" + ($0.description.map { ": " + $0 } ?? "") }.joined(separator: "\n")
             system = """
                 Task: \(c.spec.summary)
@@ -245,26 +246,19 @@ public final class CascadeService: Sendable {
                 """
             user = text
         case let .extraction(t, _):
-            schemaJSON = t.schema.document
+            schema = t.schema
             let messages = t.messages(for: text)
             system = (messages.first { $0.role == "system" }?.content ?? "") + "\nA smaller model's answer failed these checks: \(response.detail)\nIts answer: \(response.fields?.description ?? "none")"
             user = messages.last?.content ?? text
         }
-        do { schema = try Schema(document: schemaJSON) } catch {
-            response.route = "review"; response.tier = "human"; response.reason = "escalation_failed"
-            response.detail += "; the answer schema could not be built: \(error)"
-            return
-        }
         var headers = [("Label", response.label ?? ""), ("Confidence", response.confidence.map { String(format: "%.4f", $0) } ?? "")]
         if let fields = response.fields { headers.append(("Fields", fields.description.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")) }
-        let outcome = await client.ask(task: task.name, system: system, user: user, schema: schema, schemaJSON: schemaJSON, draft: headers)
+        let outcome = await client.ask(task: task.name, system: system, user: user, schema: schema, draft: headers)
         response.escalation = outcome
         response.draft = draft
         guard outcome.outcome == .answered, let answer = outcome.answer else {
-            response.route = "review"
-            response.tier = "human"
-            response.reason = "escalation_failed"
-            response.detail = "the larger tier did not answer (\(outcome.error ?? outcome.outcome.rawValue)); before that: \(response.detail)"
+            response.sendToReview(reason: "escalation_failed",
+                                  detail: "the larger tier did not answer (\(outcome.error ?? outcome.outcome.rawValue)); before that: \(response.detail)")
             return
         }
         response.route = "escalated"
@@ -278,20 +272,14 @@ public final class CascadeService: Sendable {
             var outcome = Policy.Outcome(label: index, probability: response.confidence ?? 0, route: .escalate, reason: .belowThreshold, detail: response.detail)
             c.policy.applyRules(&outcome, text: text)
             if outcome.route == .review {
-                response.route = "review"
-                response.tier = "human"
-                response.reason = Self.snakeCase(outcome.reason.rawValue)
-                response.detail = "the larger tier answered \(label); " + outcome.detail
+                response.sendToReview(reason: Self.snakeCase(outcome.reason.rawValue), detail: "the larger tier answered \(label); " + outcome.detail)
             }
         case let .extraction(t, _):
             let checked = t.check(StructuredGeneration(value: answer, schema: t.schema), input: text)
             response.fields = answer
             response.fieldChecks = Self.checks(checked)
             if !checked.valid {
-                response.route = "review"
-                response.tier = "human"
-                response.detail = "the larger tier's answer failed its checks too: " +
-                    checked.fields.filter { !$0.valid }.map { "\($0.name): \($0.reasons.joined(separator: ", "))" }.joined(separator: "; ")
+                response.sendToReview(detail: "the larger tier's answer failed its checks too: " + Self.failedChecks(checked))
             }
         }
     }
@@ -314,6 +302,11 @@ public final class CascadeService: Sendable {
         guard r.route == "review" else { return nil }
         return ReviewItem(decisionId: r.id, task: r.task, text: text, draftLabel: r.label, draftFieldsJSON: r.fields?.description,
                           confidence: r.confidence, reason: r.reason, detail: r.detail, createdAt: Date())
+    }
+
+    /// The fields (and other parts) that failed their checks, in words.
+    static func failedChecks(_ r: ExtractionResult) -> String {
+        (r.fields.filter { !$0.valid }.map { "\($0.name): \($0.reasons.joined(separator: ", "))" } + r.otherViolations).joined(separator: "; ")
     }
 
     static func checks(_ r: ExtractionResult) -> [FieldCheck] {

@@ -23,21 +23,12 @@ public actor Engine {
         public var queueMs: Double
         /// Milliseconds of model work (the whole batch's).
         public var modelMs: Double
-        /// Inputs in the batch.
-        public var batchSize: Int
     }
 
     private enum Entry {
         case classify(task: String, classifier: Classifier, text: String, enqueued: ContinuousClock.Instant,
                       continuation: CheckedContinuation<(Decision, Timing), any Error>)
         case job(weight: Int, run: @Sendable () -> Void)
-
-        var weight: Int {
-            switch self {
-            case .classify: 1
-            case let .job(weight, _): weight
-            }
-        }
     }
 
     private let pool: NIOThreadPool
@@ -147,7 +138,7 @@ public actor Engine {
         for (i, continuation) in continuations.enumerated() {
             switch result {
             case let .success(decisions):
-                continuation.resume(returning: (decisions[i], Timing(queueMs: waits[i], modelMs: seconds * 1e3, batchSize: batch.count)))
+                continuation.resume(returning: (decisions[i], Timing(queueMs: waits[i], modelMs: seconds * 1e3)))
             case let .failure(error):
                 continuation.resume(throwing: error)
             }

@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import NIOCore
 import NIOHTTP1
+import Store
 import StructuredOutput
 
 /// What the larger tier did with one request.
@@ -96,9 +97,9 @@ public struct EscalationClient: Sendable {
         var retryable: Bool
     }
 
-    /// Asks the tier; `schema` is the JSON Schema the answer must meet (sent as `response_format` and checked here).
-    public func ask(task: String, system: String, user: String, schema: Schema, schemaJSON: JSONValue,
-                    draft: [(String, String)]) async -> EscalationOutcome {
+    /// Asks the tier; `schema` is the JSON Schema the answer must meet (its document is sent as `response_format`, and
+    /// the answer is checked against it here).
+    public func ask(task: String, system: String, user: String, schema: Schema, draft: [(String, String)]) async -> EscalationOutcome {
         let start = ContinuousClock.now
         var outcome = EscalationOutcome(endpoint: tier.baseURL, model: tier.model, attempts: 0, outcome: .failed, error: nil, answer: nil, latencyMs: 0)
         defer { Counter(label: "microscale_escalations_total", dimensions: [("task", task), ("outcome", outcome.outcome.rawValue)]).increment() }
@@ -112,7 +113,7 @@ public struct EscalationClient: Sendable {
             ("max_tokens", .number(Double(tier.maxTokens), text: String(tier.maxTokens))),
             ("response_format", .object([
                 ("type", .string("json_schema")),
-                ("json_schema", .object([("name", .string("answer")), ("strict", .bool(true)), ("schema", schemaJSON)])),
+                ("json_schema", .object([("name", .string("answer")), ("strict", .bool(true)), ("schema", schema.document)])),
             ])),
         ]).description
         for attempt in 0...tier.retries {
@@ -160,7 +161,7 @@ public struct EscalationClient: Sendable {
         let payload: ByteBuffer
         let status: HTTPResponseStatus
         do {
-            (status, payload) = try await deadline(seconds: timeout) {
+            (status, payload) = try await withDeadline(seconds: timeout, orThrow: DeadlineExceeded()) {
                 let response = try await http.execute(prepared, timeout: .milliseconds(Int64(timeout * 1000)))
                 return (response.status, try await response.body.collect(upTo: 4 << 20))
             }
@@ -192,16 +193,3 @@ public struct EscalationClient: Sendable {
 
 /// An operation ran past its deadline.
 struct DeadlineExceeded: Error {}
-
-/// Runs `body`, cancelling it and throwing ``DeadlineExceeded`` after `seconds`.
-func deadline<T: Sendable>(seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            throw DeadlineExceeded()
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
-    }
-}

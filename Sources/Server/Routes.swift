@@ -1,4 +1,4 @@
-import Crypto
+import Cascade
 import Foundation
 import Hummingbird
 import Logging
@@ -37,12 +37,9 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let reviewerKeys: Set<String>
 
     init(config: ServiceConfig) {
-        apiKeys = Set(config.apiKeys.map(Self.digest))
-        reviewerKeys = Set(config.reviewerKeys.map(Self.digest))
+        apiKeys = Set(config.apiKeys.map(Digest.of))
+        reviewerKeys = Set(config.reviewerKeys.map(Digest.of))
     }
-
-    static func digest(_ key: String) -> String { SHA256.hash(data: Data(key.utf8)).map { String(format: "%02x", $0) }.joined() }
-
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
@@ -50,7 +47,7 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw APIError(statusCode: 401, type: "unauthorized", message: "send an API key as 'Authorization: Bearer KEY'")
         }
-        let key = Self.digest(String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces))
+        let key = Digest.of(String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces))
         if apiKeys.contains(key) { return try await next(request, context) }
         if reviewerKeys.contains(key) {
             if path.hasPrefix("/v1/review/") || (path == "/v1/tasks" && request.method == .get) { return try await next(request, context) }
@@ -133,9 +130,7 @@ extension Request {
     /// The body as strict JSON, within the size limit.
     mutating func json(limit: Int) async throws -> JSONValue {
         let buffer: ByteBuffer
-        do { buffer = try await collectBody(upTo: limit) } catch let e as HTTPError where e.status == .contentTooLarge {
-            throw APIError(statusCode: 413, type: "payload_too_large", message: "the request body is larger than \(limit) bytes")
-        } catch is NIOTooManyBytesError {
+        do { buffer = try await collectBody(upTo: limit) } catch where error is NIOTooManyBytesError || (error as? HTTPError)?.status == .contentTooLarge {
             throw APIError(statusCode: 413, type: "payload_too_large", message: "the request body is larger than \(limit) bytes")
         }
         return try parseBody(Array(buffer.readableBytesView))

@@ -55,9 +55,7 @@ public enum ServedTask: Sendable {
     /// Loads a task file: an extraction task if it names a `schema`, else a classification spec. Extraction models
     /// are shared with the chat models by path.
     public static func load(_ entry: ServiceConfig.TaskEntry, threads: Int, models: inout [String: ServedModel]) throws -> ServedTask {
-        let text = (try? String(contentsOfFile: entry.path, encoding: .utf8)) ?? ""
-        let isExtraction = text.split(separator: "\n").contains { $0.hasPrefix("schema:") }
-        if isExtraction {
+        if try YAMLReader.load(entry.path).child("schema") != nil {
             let task = try ExtractionTask.load(entry.path)
             guard let path = task.model else {
                 throw SpecError(file: entry.path, path: "model", line: nil, message: "an extraction task served by microscale needs a model")

@@ -25,7 +25,9 @@ public final class PostgresStore: DecisionStore {
         runner = Task { await client.run() }
         self.logger = logger
         do {
-            try await withTimeout(seconds: connectTimeout, url: redactedURL(url)) {
+            let shown = redactedURL(url)
+            try await withDeadline(seconds: connectTimeout, orThrow: StoreError.database(
+                "no answer from \(shown) within \(Int(connectTimeout)) s: is PostgreSQL running and the URL right?")) {
                 try await client.withTransaction(logger: logger) { connection in
                     // Replicas starting together must not race to create the tables.
                     try await connection.query("SELECT pg_advisory_xact_lock(727274)", logger: logger)
@@ -79,18 +81,15 @@ public final class PostgresStore: DecisionStore {
     }
 
     public func decision(id: String) async throws -> DecisionRecord? {
-        try await query("SELECT \(SQL.decisionColumns) FROM decisions WHERE id = $1", [.text(id)]).first?.decision()
+        try await query(SQL.decisionById, [.text(id)]).first?.decision()
     }
 
     public func reviewItem(decisionId: String) async throws -> ReviewItem? {
-        try await query("SELECT \(SQL.reviewColumns) FROM reviews WHERE decision_id = $1", [.text(decisionId)]).first?.review()
+        try await query(SQL.reviewById, [.text(decisionId)]).first?.review()
     }
 
     public func reviewItems(task: String?, status: ReviewStatus?, limit: Int) async throws -> [ReviewItem] {
-        try await query("""
-            SELECT \(SQL.reviewColumns) FROM reviews WHERE ($1::text IS NULL OR task = $1::text) AND ($2::text IS NULL OR status = $2::text)
-            ORDER BY created_at, decision_id LIMIT $3
-            """, [.optionalText(task), .optionalText(status?.rawValue), .int(limit)]).map { try $0.review() }
+        try await query(SQL.reviewItems, [.optionalText(task), .optionalText(status?.rawValue), .int(limit)]).map { try $0.review() }
     }
 
     public func claim(reviewer: String, task: String?, now: Date, lease: TimeInterval) async throws -> ReviewItem? {
@@ -115,18 +114,15 @@ public final class PostgresStore: DecisionStore {
     }
 
     public func examples(task: String?, limit: Int) async throws -> [LabelledExample] {
-        try await query("SELECT \(SQL.exampleColumns) FROM examples WHERE ($1::text IS NULL OR task = $1::text) ORDER BY created_at LIMIT $2",
-                        [.optionalText(task), .int(limit)]).map { try $0.example() }
+        try await query(SQL.examples, [.optionalText(task), .int(limit)]).map { try $0.example() }
     }
 
     public func recentDecisions(task: String, limit: Int) async throws -> [DecisionRecord] {
-        try await query("SELECT \(SQL.decisionColumns) FROM decisions WHERE task = $1 ORDER BY created_at DESC LIMIT $2",
-                        [.text(task), .int(limit)]).map { try $0.decision() }
+        try await query(SQL.recentDecisions, [.text(task), .int(limit)]).map { try $0.decision() }
     }
 
     public func recentResolved(task: String, limit: Int) async throws -> [ReviewItem] {
-        try await query("SELECT \(SQL.reviewColumns) FROM reviews WHERE task = $1 AND status = 'resolved' ORDER BY resolved_at DESC LIMIT $2",
-                        [.text(task), .int(limit)]).map { try $0.review() }
+        try await query(SQL.recentResolved, [.text(task), .int(limit)]).map { try $0.review() }
     }
 
     public func ping() async throws { _ = try await query("SELECT 1", []) }
@@ -151,19 +147,4 @@ public func redactedURL(_ url: String) -> String {
     guard var c = URLComponents(string: url), c.password != nil else { return url }
     c.password = "***"
     return c.string ?? url
-}
-
-/// Runs `body`, failing with a clear error if it takes longer than `seconds` (an unreachable database otherwise waits
-/// for the pool's own retries).
-func withTimeout<T: Sendable>(seconds: Double, url: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .seconds(seconds))
-            throw StoreError.database("no answer from \(url) within \(Int(seconds)) s: is PostgreSQL running and the URL right?")
-        }
-        let first = try await group.next()!
-        group.cancelAll()
-        return first
-    }
 }

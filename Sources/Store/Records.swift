@@ -243,6 +243,20 @@ enum SQL {
         """
     }
 
+    // The reads, the same text for both databases (`CAST(… AS TEXT)` lets PostgreSQL type a parameter that may be null).
+    static let decisionById = "SELECT \(decisionColumns) FROM decisions WHERE id = $1"
+    static let reviewById = "SELECT \(reviewColumns) FROM reviews WHERE decision_id = $1"
+    static let reviewItems = """
+        SELECT \(reviewColumns) FROM reviews
+        WHERE (CAST($1 AS TEXT) IS NULL OR task = CAST($1 AS TEXT)) AND (CAST($2 AS TEXT) IS NULL OR status = CAST($2 AS TEXT))
+        ORDER BY created_at, decision_id LIMIT $3
+        """
+    static let examples = """
+        SELECT \(exampleColumns) FROM examples WHERE (CAST($1 AS TEXT) IS NULL OR task = CAST($1 AS TEXT)) ORDER BY created_at LIMIT $2
+        """
+    static let recentDecisions = "SELECT \(decisionColumns) FROM decisions WHERE task = $1 ORDER BY created_at DESC LIMIT $2"
+    static let recentResolved = "SELECT \(reviewColumns) FROM reviews WHERE task = $1 AND status = 'resolved' ORDER BY resolved_at DESC LIMIT $2"
+
     static let resolve = """
         UPDATE reviews SET status = 'resolved', resolved_label = $3, resolved_fields = $4, outcome = $5, resolved_by = $2, resolved_at = $6
         WHERE decision_id = $1 AND status = 'claimed' AND claimed_by = $2
@@ -309,4 +323,19 @@ public func openStore(url: String) async throws -> any DecisionStore {
     if url.hasPrefix("sqlite:") { return try SQLiteStore(path: String(url.dropFirst("sqlite:".count))) }
     if url.hasSuffix(".sqlite") || url.hasSuffix(".db") { return try SQLiteStore(path: url) }
     throw StoreError.badURL(redactedURL(url))
+}
+
+/// Runs `body`, cancelling it and throwing `error` if it takes longer than `seconds` (an unreachable database would
+/// otherwise wait for the pool's own retries; a hanging HTTP peer for ever).
+public func withDeadline<T: Sendable>(seconds: Double, orThrow error: @autoclosure @escaping @Sendable () -> any Error,
+                                      _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            throw error()
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
 }

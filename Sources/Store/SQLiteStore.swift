@@ -74,7 +74,7 @@ public actor SQLiteStore: DecisionStore {
     }
 
     public func decision(id: String) async throws -> DecisionRecord? {
-        try await onConnection { try $0.query("SELECT \(SQL.decisionColumns) FROM decisions WHERE id = $1", [.text(id)]).first?.decision() }
+        try await onConnection { try $0.query(SQL.decisionById, [.text(id)]).first?.decision() }
     }
 
     public func reviewItem(decisionId: String) async throws -> ReviewItem? {
@@ -82,15 +82,12 @@ public actor SQLiteStore: DecisionStore {
     }
 
     private static func reviewItem(_ id: String, on db: SQLiteConnection) throws -> ReviewItem? {
-        try db.query("SELECT \(SQL.reviewColumns) FROM reviews WHERE decision_id = $1", [.text(id)]).first?.review()
+        try db.query(SQL.reviewById, [.text(id)]).first?.review()
     }
 
     public func reviewItems(task: String?, status: ReviewStatus?, limit: Int) async throws -> [ReviewItem] {
         try await onConnection {
-            try $0.query("""
-                SELECT \(SQL.reviewColumns) FROM reviews WHERE ($1 IS NULL OR task = $1) AND ($2 IS NULL OR status = $2)
-                ORDER BY created_at, decision_id LIMIT $3
-                """, [.optionalText(task), .optionalText(status?.rawValue), .int(limit)]).map { try $0.review() }
+            try $0.query(SQL.reviewItems, [.optionalText(task), .optionalText(status?.rawValue), .int(limit)]).map { try $0.review() }
         }
     }
 
@@ -129,22 +126,19 @@ public actor SQLiteStore: DecisionStore {
 
     public func examples(task: String?, limit: Int) async throws -> [LabelledExample] {
         try await onConnection {
-            try $0.query("SELECT \(SQL.exampleColumns) FROM examples WHERE ($1 IS NULL OR task = $1) ORDER BY created_at LIMIT $2",
-                         [.optionalText(task), .int(limit)]).map { try $0.example() }
+            try $0.query(SQL.examples, [.optionalText(task), .int(limit)]).map { try $0.example() }
         }
     }
 
     public func recentDecisions(task: String, limit: Int) async throws -> [DecisionRecord] {
         try await onConnection {
-            try $0.query("SELECT \(SQL.decisionColumns) FROM decisions WHERE task = $1 ORDER BY created_at DESC LIMIT $2",
-                         [.text(task), .int(limit)]).map { try $0.decision() }
+            try $0.query(SQL.recentDecisions, [.text(task), .int(limit)]).map { try $0.decision() }
         }
     }
 
     public func recentResolved(task: String, limit: Int) async throws -> [ReviewItem] {
         try await onConnection {
-            try $0.query("SELECT \(SQL.reviewColumns) FROM reviews WHERE task = $1 AND status = 'resolved' ORDER BY resolved_at DESC LIMIT $2",
-                         [.text(task), .int(limit)]).map { try $0.review() }
+            try $0.query(SQL.recentResolved, [.text(task), .int(limit)]).map { try $0.review() }
         }
     }
 
