@@ -128,9 +128,8 @@ public struct Classifier: Sendable {
     public func decide(batch texts: [String]) throws -> [Decision] {
         for text in texts { try validate(text) }
         let clock = ContinuousClock(), start = clock.now
-        let vectors = try extractor.backbone.model.embed(texts.map(extractor.render))
+        let x = try extractor.features(uncached: texts)
         let afterBackbone = clock.now
-        let x = FeatureMatrix(rows: texts.count, columns: extractor.backbone.model.dimension, values: vectors.flatMap { $0 })
         let p = probabilities(x, texts: texts)
         let similarity = similarities(x)
         let afterHead = clock.now

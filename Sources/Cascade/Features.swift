@@ -82,9 +82,9 @@ public struct FeatureExtractor: Sendable {
     /// The text the backbone sees for an input.
     public func render(_ text: String) -> String { template.replacingOccurrences(of: "{text}", with: text) }
 
-    /// Features of one text, uncached (the decision path).
-    public func features(_ text: String) throws -> [Float] {
-        try backbone.model.embed([render(text)])[0]
+    /// Features of texts in one backbone pass, uncached (the decision path).
+    public func features<Texts: Collection<String>>(uncached texts: Texts) throws -> FeatureMatrix {
+        FeatureMatrix(rows: texts.count, columns: backbone.model.dimension, values: try backbone.model.embed(texts.map(render)).flatMap { $0 })
     }
 
     /// Features of many texts, from the cache when the same texts were embedded before; `progress` reports
@@ -102,8 +102,7 @@ public struct FeatureExtractor: Sendable {
         values.reserveCapacity(texts.count * d)
         let batch = 32
         for start in stride(from: 0, to: texts.count, by: batch) {
-            let slice = texts[start..<min(start + batch, texts.count)].map(render)
-            for vector in try backbone.model.embed(slice) { values.append(contentsOf: vector) }
+            values += try features(uncached: texts[start..<min(start + batch, texts.count)]).values
             progress?(min(start + batch, texts.count), texts.count)
         }
         if let cacheFolder, let cacheFile {
