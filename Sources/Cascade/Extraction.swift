@@ -69,7 +69,7 @@ public struct ExtractionResult: Sendable {
                 (f.name, .object([("value", f.value ?? .null), ("valid", .bool(f.valid)), ("reasons", .array(f.reasons.map { .string($0) }))]))
             })),
             ("completed_by_constraint", .bool(completedByConstraint)),
-            ("tokens", .number(Double(tokens), text: String(tokens))),
+            ("tokens", .integer(tokens)),
             ("milliseconds", .number(0, text: String(format: "%.1f", (promptSeconds + generationSeconds) * 1000))),
         ])
     }
@@ -262,7 +262,7 @@ private func jsonValue(_ r: YAMLReader) throws -> JSONValue {
     if scalar.style == .plain {
         if r.node.null != nil { return .null }
         if let b = r.node.bool { return .bool(b) }
-        if let i = r.node.int { return .number(Double(i), text: String(i)) }
+        if let i = r.node.int { return .integer(i) }
         if let d = r.node.float { return .number(d, text: scalar.string) }
     }
     return .string(scalar.string)

@@ -1,9 +1,7 @@
 import ArgumentParser
-import AsyncHTTPClient
 import Cascade
 import Foundation
 import Logging
-import NIOCore
 import Server
 import Store
 

@@ -109,8 +109,8 @@ public struct EscalationClient: Sendable {
                 .object([("role", .string("system")), ("content", .string(system))]),
                 .object([("role", .string("user")), ("content", .string(user))]),
             ])),
-            ("temperature", .number(0, text: "0")),
-            ("max_tokens", .number(Double(tier.maxTokens), text: String(tier.maxTokens))),
+            ("temperature", .integer(0)),
+            ("max_tokens", .integer(tier.maxTokens)),
             ("response_format", .object([
                 ("type", .string("json_schema")),
                 ("json_schema", .object([("name", .string("answer")), ("strict", .bool(true)), ("schema", schema.document)])),

@@ -177,7 +177,7 @@ public func makeRouter(service: CascadeService, logger: Logger) -> Router<BasicR
             throw APIError.unavailable("the store does not answer: \(error)")
         }
         return jsonResponse(.object([("status", .string("ready")), ("tasks", .array(service.tasks.keys.sorted().map { .string($0) })),
-                                     ("store", .string(service.store.kind)), ("queue", .number(Double(await service.engine.depth), text: String(await service.engine.depth)))]))
+                                     ("store", .string(service.store.kind)), ("queue", .integer(await service.engine.depth))]))
     }
     router.get("/metrics") { _, _ in
         Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: Telemetry.registry.emitToBuffer())))
@@ -284,7 +284,7 @@ public func makeRouter(service: CascadeService, logger: Logger) -> Router<BasicR
     router.get("/v1/models") { _, _ -> Response in
         let created = Int(Date().timeIntervalSince1970)
         let data: [JSONValue] = service.chatModels.keys.sorted().map {
-            .object([("id", .string($0)), ("object", .string("model")), ("created", .number(Double(created), text: String(created))),
+            .object([("id", .string($0)), ("object", .string("model")), ("created", .integer(created)),
                      ("owned_by", .string("microscale"))])
         }
         return jsonResponse(.object([("object", .string("list")), ("data", .array(data))]))
@@ -302,7 +302,8 @@ public func makeRouter(service: CascadeService, logger: Logger) -> Router<BasicR
         let model = chatRequest.model
         if chatRequest.stream == true {
             let (pieces, continuation) = AsyncStream<ChatPiece>.makeStream(bufferingPolicy: .unbounded)
-            // Admission happens here, so an overloaded engine still answers 429 before the stream starts.
+            // The response starts with the first piece, so a refusal (429 from a full queue, an error before any
+            // token) is still an HTTP status and not an error inside an open stream.
             let started = AsyncStream<Result<Void, any Error>>.makeStream()
             Task {
                 // The engine calls the closure on its thread one piece at a time; the flag is read again only after.
@@ -325,9 +326,9 @@ public func makeRouter(service: CascadeService, logger: Logger) -> Router<BasicR
             let body = ResponseBody { writer in
                 func send(_ delta: JSONValue, finish: String?, usage: JSONValue? = nil) async throws {
                     var chunk: [(key: String, value: JSONValue)] = [
-                        ("id", .string(id)), ("object", .string("chat.completion.chunk")), ("created", .number(Double(created), text: String(created))),
+                        ("id", .string(id)), ("object", .string("chat.completion.chunk")), ("created", .integer(created)),
                         ("model", .string(model)),
-                        ("choices", .array([.object([("index", .number(0, text: "0")), ("delta", delta), ("finish_reason", finish.map(JSONValue.string) ?? .null)])])),
+                        ("choices", .array([.object([("index", .integer(0)), ("delta", delta), ("finish_reason", finish.map(JSONValue.string) ?? .null)])])),
                     ]
                     if let usage { chunk.append(("usage", usage)) }
                     try await writer.write(ByteBuffer(string: "data: " + JSONValue.object(chunk).description + "\n\n"))
@@ -348,10 +349,10 @@ public func makeRouter(service: CascadeService, logger: Logger) -> Router<BasicR
         do { try await service.runChat(prepared) { collected.add($0) } } catch { throw mapEngineError(error) }
         let (text, finish) = collected.result
         return jsonResponse(.object([
-            ("id", .string(id)), ("object", .string("chat.completion")), ("created", .number(Double(created), text: String(created))),
+            ("id", .string(id)), ("object", .string("chat.completion")), ("created", .integer(created)),
             ("model", .string(model)),
             ("choices", .array([.object([
-                ("index", .number(0, text: "0")),
+                ("index", .integer(0)),
                 ("message", .object([("role", .string("assistant")), ("content", .string(text))])),
                 ("finish_reason", .string(finish?.reason ?? "stop")),
             ])])),
@@ -362,8 +363,8 @@ public func makeRouter(service: CascadeService, logger: Logger) -> Router<BasicR
 }
 
 private func usage(_ prompt: Int, _ completion: Int) -> JSONValue {
-    .object([("prompt_tokens", .number(Double(prompt), text: String(prompt))), ("completion_tokens", .number(Double(completion), text: String(completion))),
-             ("total_tokens", .number(Double(prompt + completion), text: String(prompt + completion)))])
+    .object([("prompt_tokens", .integer(prompt)), ("completion_tokens", .integer(completion)),
+             ("total_tokens", .integer(prompt + completion))])
 }
 
 private func mapEngineError(_ error: any Error) -> any Error {

@@ -79,6 +79,9 @@ public indirect enum JSONValue: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Parses strict RFC 8259 JSON (one value, optional surrounding whitespace).
+    /// A whole number.
+    public static func integer(_ n: Int) -> JSONValue { .number(Double(n), text: String(n)) }
+
     public static func parse(_ text: String) throws -> JSONValue {
         try parse(Array(text.utf8))
     }
