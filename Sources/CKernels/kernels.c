@@ -7,10 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define MS_X86 1
-#endif
+#include "simd.h"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Half precision, portable (bit manipulation; subnormals, infinities and NaN handled).
@@ -210,7 +207,6 @@ static void gemm_f16_portable(int m, int n, int k, const float *a, int lda, cons
 // AVX2 + FMA + F16C kernels.
 
 #ifdef MS_X86
-#define MS_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 MS_AVX2 static inline float hsum256(__m256 v) {
     __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
@@ -255,37 +251,32 @@ MS_AVX2 static float dot_q4_1_q8_1_avx2(int blocks, const void *w, const int8_t 
     return hsum256(acc) + summs;
 }
 
-MS_AVX2 static void dot4_q4_1_q8_1_avx2(int blocks, const void *w, const int8_t *q, const float *d, const float *s,
-                                        int stride, float *out) {
-    const uint8_t *x = (const uint8_t *)w;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    float summs[4] = {0, 0, 0, 0};
-    for (int b = 0; b < blocks; b++, x += 20) {
-        const float dw = h2f(x), mw = h2f(x + 2);
-        const __m256i qx = nibbles(x + 4);
-        for (int t = 0; t < 4; t++) {
-            summs[t] = fmaf(mw, s[t * blocks + b], summs[t]);
-            const __m256i qy = _mm256_loadu_si256((const __m256i *)(q + (size_t)t * stride + b * 32));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * blocks + b]), mul_sum_us8(qx, qy), acc[t]);
-        }
-    }
-    for (int t = 0; t < 4; t++) out[t] = hsum256(acc[t]) + summs[t];
+/// 32 lanes of unsigned bytes times signed bytes, summed in fours: maddubs (pairs to int16, no saturation for these
+/// operands: nibbles or absolute values up to 128 times values of at most 127 in magnitude) then madd with ones.
+MS_AVX2 static inline __m256i maddubs_sum(__m256i u, __m256i v) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, v), _mm256_set1_epi16(1));
 }
 
-MS_AVX2 static void dot4_q8_0_q8_0_avx2(int blocks, const void *w, const int8_t *q, const float *d, int stride, float *out) {
-    const uint8_t *x = (const uint8_t *)w;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int b = 0; b < blocks; b++, x += 34) {
-        const float dw = h2f(x);
-        const __m256i qx = _mm256_loadu_si256((const __m256i *)(x + 2));
-        const __m256i ax = _mm256_sign_epi8(qx, qx);
-        for (int t = 0; t < 4; t++) {
-            const __m256i qy = _mm256_loadu_si256((const __m256i *)(q + (size_t)t * stride + b * 32));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t * blocks + b]), mul_sum_us8(ax, _mm256_sign_epi8(qy, qx)), acc[t]);
-        }
-    }
-    for (int t = 0; t < 4; t++) out[t] = hsum256(acc[t]);
+#define KATTR MS_AVX2
+#define KNAME(name) name##_avx2
+#define MULSUM maddubs_sum
+#include "rows.inc"
+#undef KATTR
+#undef KNAME
+#undef MULSUM
+
+/// The same four-products sums in one AVX-512 VNNI instruction (256-bit form).
+MS_VNNI static inline __m256i dpbusd_sum(__m256i u, __m256i v) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, v);
 }
+
+#define KATTR MS_VNNI
+#define KNAME(name) name##_vnni
+#define MULSUM dpbusd_sum
+#include "rows.inc"
+#undef KATTR
+#undef KNAME
+#undef MULSUM
 
 MS_AVX2 static float dot_q4_0_q8_0_avx2(int blocks, const void *w, const int8_t *q, const float *d) {
     const uint8_t *x = (const uint8_t *)w;
@@ -523,23 +514,6 @@ static inline float gelu_erf_scalar(float v) {
 }
 
 #ifdef MS_X86
-/// e^x for x <= 0 (here x = -z^2): 2^n · p(b) with n = round(x / ln 2), b = x - n ln 2, a degree-5 polynomial.
-MS_AVX2 static inline __m256 exp_neg_avx2(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    b = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), b);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, b, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, b, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, b, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, b, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, b, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(b, b), _mm256_add_ps(b, _mm256_set1_ps(1.0f)));
-    const __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(scale));
-}
-
 MS_AVX2 static void gelu_erf_avx2(int n, float *x) {
     const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f);
     int i = 0;
@@ -584,8 +558,75 @@ void ms_add_layer_norm(int rows, int d, float *x, const float *y, const float *w
 // ---------------------------------------------------------------------------------------------------------------
 // Attention (built on the dispatched helpers below).
 
+#ifdef MS_X86
+/// `ms_dot_f16_tree` for lengths that are a multiple of 64, in registers: each of the four 16-lane accumulators is
+/// a pair of 8-lane registers, every lane sees the same multiply-adds in the same order, and the reduction follows
+/// the same tree, so the result is bit-identical.
+MS_AVX2 static inline float dot_f16_tree64_avx2(int n, const uint16_t *a, const uint16_t *b) {
+    __m256 lo[4], hi[4];
+    for (int j = 0; j < 4; j++) lo[j] = hi[j] = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 64) {
+        for (int j = 0; j < 4; j++) {
+            const uint16_t *pa = a + i + 16 * j, *pb = b + i + 16 * j;
+            lo[j] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pa)),
+                                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb)), lo[j]);
+            hi[j] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pa + 8))),
+                                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + 8))), hi[j]);
+        }
+    }
+    const __m256 lo0 = _mm256_add_ps(_mm256_add_ps(lo[0], lo[2]), _mm256_add_ps(lo[1], lo[3]));
+    const __m256 hi0 = _mm256_add_ps(_mm256_add_ps(hi[0], hi[2]), _mm256_add_ps(hi[1], hi[3]));
+    const __m256 t = _mm256_add_ps(hi0, lo0);                                                    // 16 -> 8
+    const __m128 u = _mm_add_ps(_mm256_extractf128_ps(t, 1), _mm256_castps256_ps128(t));        // 8 -> 4
+    const __m128 w = _mm_add_ps(u, _mm_movehl_ps(u, u));                                        // (0+2), (1+3)
+    return _mm_cvtss_f32(_mm_add_ss(w, _mm_movehdup_ps(w)));
+}
+
+/// Rounds each lane to half precision and back.
+MS_AVX2 static inline __m256 round_half(__m256 v) { return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)); }
+
+/// `ms_attend` with the half-precision accumulator for head sizes that are a multiple of 64, the accumulator held
+/// as floats that are rounded through half precision after every step (what storing it in half precision does).
+MS_AVX2 static void attend_half_avx2(int n, int head_size, float scale, const float *q, const uint16_t *keys,
+                                     const uint16_t *values, int stride, float *out) {
+    uint16_t query16[512];
+    float acc[512];
+    float_to_half_avx2(head_size, q, query16);
+    memset(acc, 0, sizeof(float) * (size_t)head_size);
+    float sum = 0, max = -INFINITY;
+    for (int p = 0; p < n; p++) {
+        const float s = dot_f16_tree64_avx2(head_size, keys + (size_t)p * stride, query16) * scale;
+        float ms = 1.0f, vs = 1.0f;
+        if (s > max) {
+            const float old = max;
+            max = s;
+            ms = expf(old - max);
+            const __m256 m = _mm256_set1_ps(ms);
+            for (int i = 0; i < head_size; i += 8) _mm256_storeu_ps(acc + i, round_half(_mm256_mul_ps(_mm256_loadu_ps(acc + i), m)));
+        } else {
+            vs = expf(s - max);
+        }
+        const __m256 a = _mm256_set1_ps(vs);
+        const uint16_t *v = values + (size_t)p * stride;
+        for (int i = 0; i < head_size; i += 8) {
+            const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i)));
+            _mm256_storeu_ps(acc + i, round_half(_mm256_fmadd_ps(a, x, _mm256_loadu_ps(acc + i))));
+        }
+        sum = fmaf(sum, ms, vs);
+    }
+    const float inv = sum > 0 ? 1.0f / sum : 0.0f;
+    for (int i = 0; i < head_size; i++) out[i] = acc[i] * inv;
+}
+#endif
+
 void ms_attend(int n, int head_size, float scale, const float *q, const uint16_t *keys, const uint16_t *values,
                int stride, int half_accumulator, float *out) {
+#ifdef MS_X86
+    if (half_accumulator && head_size % 64 == 0 && head_size <= 512 && ms_level() >= MS_LEVEL_AVX2) {
+        attend_half_avx2(n, head_size, scale, q, keys, values, stride, out);
+        return;
+    }
+#endif
     float query[512];
     uint16_t acc16[512], query16[512];
     float row[512];
@@ -638,7 +679,11 @@ static int current_level = -1;
 int ms_detect_level(void) {
 #ifdef MS_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) return MS_LEVEL_AVX2;
+    const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512vnni"))
+        return MS_LEVEL_AVX512_VNNI;
+    if (avx2) return MS_LEVEL_AVX2;
 #endif
     return MS_LEVEL_PORTABLE;
 }
@@ -665,15 +710,37 @@ float ms_dot_q4_1_q8_1(int blocks, const void *w, const int8_t *q, const float *
 }
 void ms_dot4_q4_1_q8_1(int blocks, const void *w, const int8_t *q, const float *d, const float *s, int stride, float *out) {
 #ifdef MS_X86
-    if (ms_level() >= MS_LEVEL_AVX2) { dot4_q4_1_q8_1_avx2(blocks, w, q, d, s, stride, out); return; }
+    if (ms_level() >= MS_LEVEL_AVX512_VNNI) { dot4_q4_1_vnni(blocks, w, q, d, s, stride, out); return; }
+    if (ms_level() >= MS_LEVEL_AVX2) { dot4_q4_1_avx2(blocks, w, q, d, s, stride, out); return; }
 #endif
     for (int t = 0; t < 4; t++) out[t] = dot_q4_1_q8_1_portable(blocks, w, q + (size_t)t * stride, d + t * blocks, s + t * blocks);
 }
 void ms_dot4_q8_0_q8_0(int blocks, const void *w, const int8_t *q, const float *d, int stride, float *out) {
 #ifdef MS_X86
-    if (ms_level() >= MS_LEVEL_AVX2) { dot4_q8_0_q8_0_avx2(blocks, w, q, d, stride, out); return; }
+    if (ms_level() >= MS_LEVEL_AVX512_VNNI) { dot4_q8_0_vnni(blocks, w, q, d, stride, out); return; }
+    if (ms_level() >= MS_LEVEL_AVX2) { dot4_q8_0_avx2(blocks, w, q, d, stride, out); return; }
 #endif
     for (int t = 0; t < 4; t++) out[t] = dot_q8_0_q8_0_portable(blocks, w, q + (size_t)t * stride, d + t * blocks);
+}
+void ms_gemv(int type, int nrows, int blocks, const void *w, int row_bytes, const int8_t *q, const float *d, const float *s,
+             float *y, int accumulate) {
+    const uint8_t *x = (const uint8_t *)w;
+#ifdef MS_X86
+    const int level = ms_level();
+    if (level >= MS_LEVEL_AVX2 && (type == 3 || type == 8)) {
+        const int vnni = level >= MS_LEVEL_AVX512_VNNI;
+        if (type == 3) (vnni ? gemv_q4_1_vnni : gemv_q4_1_avx2)(nrows, blocks, x, (size_t)row_bytes, q, d, s, y, accumulate);
+        else (vnni ? gemv_q8_0_vnni : gemv_q8_0_avx2)(nrows, blocks, x, (size_t)row_bytes, q, d, y, accumulate);
+        return;
+    }
+#endif
+    for (int r = 0; r < nrows; r++) {
+        const void *row = x + (size_t)r * (size_t)row_bytes;
+        const float v = type == 3 ? ms_dot_q4_1_q8_1(blocks, row, q, d, s)
+                      : type == 2 ? ms_dot_q4_0_q8_0(blocks, row, q, d)
+                                  : ms_dot_q8_0_q8_0(blocks, row, q, d);
+        y[r] = accumulate ? y[r] + v : v;
+    }
 }
 float ms_dot_q4_0_q8_0(int blocks, const void *w, const int8_t *q, const float *d) {
     return DISPATCH(dot_q4_0_q8_0, (blocks, w, q, d));

@@ -1,91 +1,103 @@
 import CKernels
 
-/// Matrix products `y = x Wᵀ` of a batch of activation rows with a stored weight matrix.
+/// What a matrix product does with its results.
+public enum Epilogue: Sendable {
+    /// `y = x Wᵀ`.
+    case store
+    /// `y += x Wᵀ` (a residual connection folded into the product).
+    case accumulate
+    /// Two matrices (gate, up): `y0 = silu(x W0ᵀ) · (x W1ᵀ)`; `y1` is scratch.
+    case swiGLU
+
+    var flags: Int32 {
+        switch self {
+        case .store: return 0
+        case .accumulate: return MS_MATMUL_ACCUMULATE
+        case .swiGLU: return MS_MATMUL_SWIGLU
+        }
+    }
+}
+
+/// Up to four weight matrices that read the same input (a layer's Q, K and V, or gate and up), multiplied in one
+/// job on the thread pool with the activations quantized once.
+public struct MatrixGroup: @unchecked Sendable {
+    let matrices: [ms_matrix]
+    /// Input width shared by every matrix.
+    public let columns: Int
+
+    public init(_ weights: [WeightMatrix]) {
+        precondition(!weights.isEmpty && weights.count <= Int(MS_MATMUL_MAX), "a group holds 1 to \(MS_MATMUL_MAX) matrices")
+        precondition(weights.allSatisfy { $0.columns == weights[0].columns }, "matrices of a group share their input width")
+        matrices = weights.map(\.matrix)
+        columns = weights[0].columns
+    }
+}
+
+/// Matrix products `y = x Wᵀ` of a batch of activation rows with stored weight matrices. The loops run in C
+/// (`ms_matmul`): activations quantized once per product, rows split over the persistent pool, four tokens per
+/// unpacked weight row during prefill.
 public struct MatMul {
     /// Worker threads.
     public let threads: Int
-    private var activations: Q8Activations
+    private let scratch: Scratch
 
-    /// A product engine run on `threads` threads; its activation buffer starts at `columns` and grows as needed.
+    /// A product engine run on `threads` threads; its activation buffer starts at `columns` wide and grows as needed.
     public init(threads: Int, columns: Int) {
         self.threads = max(1, threads)
-        activations = Q8Activations(rows: 1, columns: columns)
+        scratch = Scratch(bytes: ms_matmul_scratch(1, Int32(max(32, columns))))
     }
 
     /// `y[t][r] = Σ_c w[r][c] · x[t][c]` for `tokens` rows of `x` (each `w.columns` wide); `y` is `tokens × w.rows`.
-    public mutating func multiply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>) {
-        switch w.type {
-        case .q4_1, .q4_0, .q8_0:
-            activations.quantize(x, rows: tokens, columns: w.columns)
-            let act = activations
-            let type = w.type
-            act.values.withUnsafeBufferPointer { q in
-                act.scales.withUnsafeBufferPointer { d in
-                    act.sums.withUnsafeBufferPointer { s in
-                        let blocks = w.columns / 32
-                        let q = q.baseAddress!, d = d.baseAddress!, s = s.baseAddress!
-                        // Four tokens per weight row: the row is unpacked once (same sums as four single dots).
-                        let dot4: ((Int, Int, UnsafeMutablePointer<Float>) -> Void)? = type == .q4_0 ? nil : { r, t, out in
-                            let row = w.data + r * w.rowBytes
-                            if type == .q4_1 {
-                                ms_dot4_q4_1_q8_1(Int32(blocks), row, q + t * w.columns, d + t * blocks, s + t * blocks, Int32(w.columns), out)
-                            } else {
-                                ms_dot4_q8_0_q8_0(Int32(blocks), row, q + t * w.columns, d + t * blocks, Int32(w.columns), out)
-                            }
-                        }
-                        forEachTile(w, tokens: tokens, dot4: dot4) { r, t in
-                            let row = w.data + r * w.rowBytes
-                            let qa = q + t * w.columns, da = d + t * blocks
-                            switch type {
-                            case .q4_1: return ms_dot_q4_1_q8_1(Int32(blocks), row, qa, da, s + t * blocks)
-                            case .q4_0: return ms_dot_q4_0_q8_0(Int32(blocks), row, qa, da)
-                            default: return ms_dot_q8_0_q8_0(Int32(blocks), row, qa, da)
-                            }
-                        } store: { r, t, v in y[t * w.rows + r] = v }
-                    }
-                }
-            }
-        case .f16:
-            forEachTile(w, tokens: tokens) { r, t in
-                ms_dot_f16_f32(Int32(w.columns), (w.data + r * w.rowBytes).assumingMemoryBound(to: UInt16.self), x + t * w.columns)
-            } store: { r, t, v in y[t * w.rows + r] = v }
-        case .f32:
-            forEachTile(w, tokens: tokens) { r, t in
-                ms_dot_f32(Int32(w.columns), (w.data + r * w.rowBytes).assumingMemoryBound(to: Float.self), x + t * w.columns)
-            } store: { r, t, v in y[t * w.rows + r] = v }
-        default:
-            preconditionFailure("WeightMatrix admits only types with kernels")
+    public func multiply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>,
+                         epilogue: Epilogue = .store) {
+        var matrix = w.matrix
+        withUnsafePointer(to: &matrix) { m in
+            run(m, count: 1, columns: w.columns, x, tokens: tokens, outputs: (y, nil, nil, nil), flags: epilogue.flags)
         }
     }
 
-    /// Splits rows across threads; within a chunk, walks tokens in tiles so a weight row stays in cache, four
-    /// tokens at a time through `dot4` where given.
-    @inline(__always)
-    private func forEachTile(_ w: WeightMatrix, tokens: Int, dot4: ((Int, Int, UnsafeMutablePointer<Float>) -> Void)? = nil,
-                             _ dot: (Int, Int) -> Float, store: (Int, Int, Float) -> Void) {
-        let chunkRows = max(16, (w.rows + threads * 4 - 1) / (threads * 4))
-        let chunks = (w.rows + chunkRows - 1) / chunkRows
-        let tile = 16
-        parallelFor(chunks: chunks, threads: threads) { chunk in
-            let rows = (chunk * chunkRows)..<min(w.rows, (chunk + 1) * chunkRows)
-            var t0 = 0
-            while t0 < tokens {
-                let t1 = min(tokens, t0 + tile)
-                for r in rows {
-                    var t = t0
-                    if let dot4 {
-                        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4) { four in
-                            while t + 4 <= t1 {
-                                dot4(r, t, four.baseAddress!)
-                                for i in 0..<4 { store(r, t + i, four[i]) }
-                                t += 4
-                            }
-                        }
-                    }
-                    while t < t1 { store(r, t, dot(r, t)); t += 1 }
-                }
-                t0 = t1
+    /// The products of every matrix of `group` with `x`, into `y0`, `y1`, … in the group's order.
+    public func multiply(_ group: MatrixGroup, _ x: UnsafePointer<Float>, tokens: Int, into y0: UnsafeMutablePointer<Float>,
+                         _ y1: UnsafeMutablePointer<Float>? = nil, _ y2: UnsafeMutablePointer<Float>? = nil,
+                         epilogue: Epilogue = .store) {
+        precondition(group.matrices.count <= 3 && (epilogue != .swiGLU || group.matrices.count == 2))
+        group.matrices.withUnsafeBufferPointer { m in
+            run(m.baseAddress!, count: m.count, columns: group.columns, x, tokens: tokens, outputs: (y0, y1, y2, nil),
+                flags: epilogue.flags)
+        }
+    }
+
+    private func run(_ m: UnsafePointer<ms_matrix>, count: Int, columns: Int, _ x: UnsafePointer<Float>, tokens: Int,
+                     outputs: (UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?),
+                     flags: Int32) {
+        guard tokens > 0 else { return }
+        scratch.reserve(ms_matmul_scratch(Int32(tokens), Int32(columns)))
+        var outputs = outputs
+        withUnsafePointer(to: &outputs) { tuple in
+            tuple.withMemoryRebound(to: UnsafeMutablePointer<Float>?.self, capacity: 4) { y in
+                ms_matmul(Int32(count), m, Int32(tokens), x, y, flags, Int32(threads), scratch.pointer)
             }
         }
     }
+}
+
+/// A growable, 64-byte-aligned raw buffer reused across calls (no allocation once it is large enough).
+public final class Scratch: @unchecked Sendable {
+    public private(set) var pointer: UnsafeMutableRawPointer
+    public private(set) var bytes: Int
+
+    public init(bytes: Int) {
+        self.bytes = max(64, bytes)
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: self.bytes, alignment: 64)
+    }
+
+    /// Makes room for at least `bytes` (contents are not kept).
+    public func reserve(_ bytes: Int) {
+        guard bytes > self.bytes else { return }
+        pointer.deallocate()
+        self.bytes = bytes
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    }
+
+    deinit { pointer.deallocate() }
 }

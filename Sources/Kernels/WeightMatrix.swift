@@ -1,3 +1,4 @@
+import CKernels
 import GGUF
 
 /// A 2-D weight tensor in its stored (possibly quantized) layout: `rows` output features, each `columns` inputs long.
@@ -32,6 +33,11 @@ public struct WeightMatrix: @unchecked Sendable {
         self.rows = rows
         self.columns = columns
         self.data = data
+    }
+
+    /// The C kernels' view of this matrix.
+    public var matrix: ms_matrix {
+        ms_matrix(type: Int32(type.rawValue), rows: Int32(rows), cols: Int32(columns), row_bytes: Int32(rowBytes), data: data)
     }
 
     /// Row `r` expanded to floats.

@@ -41,7 +41,7 @@ private func randomBlocks(_ type: GGMLType, rows: Int, columns: Int, seed: UInt6
         bytes.withUnsafeBytes { raw in
             let w = WeightMatrix(type: type, rows: rows, columns: columns, data: raw.baseAddress!)
             var y = [Float](repeating: 0, count: tokens * rows)
-            var mm = MatMul(threads: 2, columns: columns)
+            let mm = MatMul(threads: 2, columns: columns)
             x.withUnsafeBufferPointer { xp in
                 y.withUnsafeMutableBufferPointer { mm.multiply(w, xp.baseAddress!, tokens: tokens, into: $0.baseAddress!) }
             }

@@ -3,6 +3,7 @@
 #ifndef MS_KERNELS_H
 #define MS_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -10,7 +11,7 @@ extern "C" {
 #endif
 
 /// Kernel paths, from the most portable up.
-enum ms_level { MS_LEVEL_PORTABLE = 0, MS_LEVEL_AVX2 = 1 };
+enum ms_level { MS_LEVEL_PORTABLE = 0, MS_LEVEL_AVX2 = 1, MS_LEVEL_AVX512_VNNI = 2 };
 
 /// The best path this CPU supports.
 int ms_detect_level(void);
@@ -27,6 +28,12 @@ float ms_dot_q4_1_q8_1(int blocks, const void *w, const int8_t *q, const float *
 void ms_dot4_q4_1_q8_1(int blocks, const void *w, const int8_t *q, const float *d, const float *s, int stride, float *out);
 /// Four dot products of one Q8_0 weight row with four Q8_0 activation rows, as `ms_dot4_q4_1_q8_1`.
 void ms_dot4_q8_0_q8_0(int blocks, const void *w, const int8_t *q, const float *d, int stride, float *out);
+
+/// `y[r] = dot(row r, activations)` (or `y[r] +=` with `accumulate`) for `nrows` rows of a Q4_1, Q4_0 or Q8_0 matrix
+/// (ggml type id `type`, rows `row_bytes` apart) and one quantized activation row; each result bit-identical to the
+/// single-row kernels'; the row loop runs inside the path's kernel.
+void ms_gemv(int type, int nrows, int blocks, const void *w, int row_bytes, const int8_t *q, const float *d, const float *s,
+             float *y, int accumulate);
 
 /// Q4_0 weight blocks (18 bytes) with Q8_0 activations.
 float ms_dot_q4_0_q8_0(int blocks, const void *w, const int8_t *q, const float *d);
@@ -88,6 +95,49 @@ typedef void (*ms_chunk_fn)(void *ctx, int chunk);
 /// Runs `fn(ctx, 0..<chunks)` on the persistent pool (the calling thread works too) and returns when every chunk
 /// is done. With `threads` ≤ 1, or while another job holds the pool, the caller runs all chunks itself.
 void ms_parallel_for(int chunks, int threads, ms_chunk_fn fn, void *ctx);
+
+
+/// A weight matrix in its stored (ggml) layout: `rows` output features of `cols` inputs, `row_bytes` apart.
+typedef struct {
+    int type;
+    int rows;
+    int cols;
+    int row_bytes;
+    const void *data;
+} ms_matrix;
+
+/// Most matrices one `ms_matmul` job takes.
+#define MS_MATMUL_MAX 4
+/// `ms_matmul` flags: add the products to `y` instead of storing them (a residual connection).
+#define MS_MATMUL_ACCUMULATE 1
+/// Two matrices of equal shape (gate and up): `y[0] = silu(x·W0ᵀ) · (x·W1ᵀ)`, with `y[1]` as scratch.
+#define MS_MATMUL_SWIGLU 2
+
+/// Bytes of scratch `ms_matmul` needs for `tokens` activation rows of `cols` inputs.
+size_t ms_matmul_scratch(int tokens, int cols);
+
+/// `y_i[t][r] = Σ_c W_i[r][c] · x[t][c]` for `count` matrices with the same `cols` sharing the input `x`
+/// (`tokens × cols`), in one job on the pool: the activations are quantized once (Q8_1, for every quantized
+/// matrix), rows are split into chunks across threads. `y_i` is `tokens × rows_i`. `scratch` holds at least
+/// `ms_matmul_scratch(tokens, cols)` bytes.
+void ms_matmul(int count, const ms_matrix *w, int tokens, const float *x, float *const *y, int flags, int threads,
+               void *scratch);
+
+/// Attention of `tokens` query rows (`heads × head_size` wide), each over the first `lengths[t]` positions of its
+/// own cache (`keys[t]`, `values[t]`, rows `kv_heads × head_size` wide; several sequences can share a batch), one
+/// `ms_attend` per token and head, spread over the pool.
+void ms_attention(int tokens, int heads, int kv_heads, int head_size, const int *lengths, const uint16_t *const *keys,
+                  const uint16_t *const *values, int half_accumulator, const float *q, float *out, int threads);
+
+/// Causal attention of `tokens` query rows at positions `start...` of one sequence over its cache (`keys`, `values`
+/// with rows `kv_heads × head_size` wide, the new rows already stored), in tiles with single-precision accumulation:
+/// the path for long batches. Returns 0 (and does nothing) where no tiled kernel applies (the portable path, head
+/// sizes not a multiple of 8 or over 256); the caller then uses `ms_attention`.
+int ms_attention_tiled(int tokens, int start, int heads, int kv_heads, int head_size, const float *q,
+                       const uint16_t *keys, const uint16_t *values, float *out, int threads);
+
+/// `out[r] = x[r] / sqrt(mean(x[r]²) + eps) · weight`, squares summed in double (as ggml does).
+void ms_rms_norm(int rows, int d, const float *x, const float *weight, float eps, float *out);
 
 #ifdef __cplusplus
 }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import GGUF
 import Kernels
@@ -43,17 +44,26 @@ public struct LlamaConfiguration: Codable, Sendable, Equatable {
 
 /// The llama decoder: RMSNorm, rotary position embeddings, grouped-query attention, SwiGLU feed-forward,
 /// optionally tied output embeddings.
+///
+/// A pass runs in micro-batches of at most ``microBatch`` tokens over scratch buffers reused across calls (no
+/// allocation per token beyond the returned scores). Per layer it makes four matrix-product jobs (Q, K and V
+/// together; the output projection with the residual added; gate and up with SwiGLU fused; down with the residual
+/// added) and one attention job on the thread pool.
 public final class LlamaModel: LanguageModel, @unchecked Sendable {
     /// Hyper-parameters.
     public let configuration: LlamaConfiguration
     /// Worker threads per forward pass.
     public let threads: Int
+    /// Most tokens evaluated in one pass of the layers (llama.cpp's default micro-batch); longer inputs take several.
+    public static let microBatch = 512
 
     struct Layer {
         let attentionNorm: [Float]
-        let q, k, v, o: WeightMatrix
+        let qkv: MatrixGroup
+        let o: WeightMatrix
         let ffnNorm: [Float]
-        let gate, up, down: WeightMatrix
+        let gateUp: MatrixGroup
+        let down: WeightMatrix
     }
 
     private let file: GGUFFile
@@ -61,6 +71,7 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
     private let blocks: [Layer]
     private let outputNorm: [Float]
     private let output: WeightMatrix
+    private let workspaces = WorkspacePool()
 
     public var vocabularySize: Int { configuration.vocabularySize }
     public var hiddenSize: Int { configuration.hiddenSize }
@@ -104,13 +115,13 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
             let p = "blk.\(i)."
             return Layer(
                 attentionNorm: try vector(p + "attn_norm.weight", count: d),
-                q: try matrix(p + "attn_q.weight", rows: qw, columns: d),
-                k: try matrix(p + "attn_k.weight", rows: kv, columns: d),
-                v: try matrix(p + "attn_v.weight", rows: kv, columns: d),
+                qkv: MatrixGroup([try matrix(p + "attn_q.weight", rows: qw, columns: d),
+                                  try matrix(p + "attn_k.weight", rows: kv, columns: d),
+                                  try matrix(p + "attn_v.weight", rows: kv, columns: d)]),
                 o: try matrix(p + "attn_output.weight", rows: d, columns: qw),
                 ffnNorm: try vector(p + "ffn_norm.weight", count: d),
-                gate: try matrix(p + "ffn_gate.weight", rows: config.feedForwardSize, columns: d),
-                up: try matrix(p + "ffn_up.weight", rows: config.feedForwardSize, columns: d),
+                gateUp: MatrixGroup([try matrix(p + "ffn_gate.weight", rows: config.feedForwardSize, columns: d),
+                                     try matrix(p + "ffn_up.weight", rows: config.feedForwardSize, columns: d)]),
                 down: try matrix(p + "ffn_down.weight", rows: d, columns: config.feedForwardSize))
         }
     }
@@ -120,7 +131,7 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
     }
 
     public func forward(_ tokens: [Int], cache: KVCache, outputs: OutputRows, hiddenStates wantHidden: Bool) throws -> ForwardResult {
-        try run(tokens, cache: cache, outputs: outputs, hiddenStates: wantHidden, layers: blocks.count).result!
+        try run(tokens, cache: cache, outputs: outputs, hiddenStates: wantHidden, layers: blocks.count)
     }
 
     /// The residual stream after the first `afterLayer` blocks (no final norm), for the selected rows: features
@@ -129,84 +140,223 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
         guard afterLayer >= 1 && afterLayer <= blocks.count else {
             throw InferenceError.invalidConfiguration("layer \(afterLayer) is outside 1...\(blocks.count)")
         }
-        let (_, stream) = try run(tokens, cache: cache, outputs: outputs, hiddenStates: false, layers: afterLayer)
-        let rows = outputs.rows(in: tokens.count), d = configuration.hiddenSize
-        return Array(stream[(rows.lowerBound * d)..<(rows.upperBound * d)])
+        return try run(tokens, cache: cache, outputs: outputs, hiddenStates: true, layers: afterLayer).hiddenStates ?? []
     }
 
-    /// Runs the first `layers` blocks; with all of them, also the output norm and head.
-    private func run(_ tokens: [Int], cache: KVCache, outputs: OutputRows, hiddenStates wantHidden: Bool,
-                     layers: Int) throws -> (result: ForwardResult?, stream: [Float]) {
-        let c = configuration
+    /// Evaluates the next tokens of several independent sequences in one batched pass: the matrix products see every
+    /// sequence's rows at once (weights read once for all), attention stays within each sequence's cache. Returns the
+    /// scores after each sequence's last token, in order. Each cache must be distinct.
+    public func forward(batch: [(tokens: [Int], cache: KVCache)]) throws -> [[Float]] {
+        guard !batch.isEmpty else { return [] }
+        guard Set(batch.map { ObjectIdentifier($0.cache) }).count == batch.count else {
+            throw InferenceError.invalidConfiguration("each sequence of a batch needs its own cache")
+        }
+        var segments: [Segment] = []
+        var ids: [Int] = []
+        for (tokens, cache) in batch {
+            try validate(tokens, cache: cache)
+            segments.append(Segment(cache: cache, first: ids.count, count: tokens.count))
+            ids += tokens
+        }
+        guard ids.count <= Self.microBatch else {
+            throw InferenceError.invalidConfiguration("a batch of \(ids.count) tokens exceeds the micro-batch of \(Self.microBatch)")
+        }
+        let v = configuration.vocabularySize
+        var logits = [Float](repeating: 0, count: batch.count * v)
+        let ws = workspaces.take(self)
+        defer { workspaces.give(ws) }
+        ids.withUnsafeBufferPointer { idp in
+            logits.withUnsafeMutableBufferPointer { lp in
+                let rows = segments.map { $0.first + $0.count - 1 }
+                pass(idp, segments: segments, outputRows: rows, ws: ws, layers: blocks.count, logits: lp.baseAddress!, hidden: nil)
+            }
+        }
+        return (0..<batch.count).map { Array(logits[($0 * v)..<(($0 + 1) * v)]) }
+    }
+
+    private func validate(_ tokens: [Int], cache: KVCache) throws {
         guard !tokens.isEmpty else { throw InferenceError.emptyInput }
-        for t in tokens where t < 0 || t >= c.vocabularySize {
-            throw InferenceError.tokenOutOfRange(t, vocabularySize: c.vocabularySize)
+        for t in tokens where t < 0 || t >= configuration.vocabularySize {
+            throw InferenceError.tokenOutOfRange(t, vocabularySize: configuration.vocabularySize)
         }
-        let start = cache.count
-        guard start + tokens.count <= cache.capacity else {
-            throw InferenceError.contextFull(needed: start + tokens.count, capacity: cache.capacity)
+        guard cache.count + tokens.count <= cache.capacity else {
+            throw InferenceError.contextFull(needed: cache.count + tokens.count, capacity: cache.capacity)
         }
-        let n = tokens.count, d = c.hiddenSize, hs = c.headSize
-        let qWidth = c.heads * hs, kvWidth = c.kvHeads * hs, f = c.feedForwardSize
+    }
 
-        var x = [Float](repeating: 0, count: n * d)
-        var h = [Float](repeating: 0, count: n * d)
-        var q = [Float](repeating: 0, count: n * qWidth)
-        var k = [Float](repeating: 0, count: n * kvWidth)
-        var v = [Float](repeating: 0, count: n * kvWidth)
-        var attn = [Float](repeating: 0, count: n * qWidth)
-        var gate = [Float](repeating: 0, count: n * f)
-        var up = [Float](repeating: 0, count: n * f)
-        var mm = MatMul(threads: threads, columns: d)
-
-        x.withUnsafeMutableBufferPointer { x in
-            for (i, t) in tokens.enumerated() { embeddings.dequantizeRow(t, into: x.baseAddress! + i * d) }
-        }
-        let rope = RotaryEmbedding(dimensions: c.ropeDimensions, base: c.ropeBase, positions: start..<(start + n))
-
-        for (l, layer) in blocks.prefix(layers).enumerated() {
-            Ops.rmsNorm(x, weight: layer.attentionNorm, rows: n, epsilon: c.rmsEpsilon, into: &h)
-            h.withUnsafeBufferPointer { hp in
-                q.withUnsafeMutableBufferPointer { mm.multiply(layer.q, hp.baseAddress!, tokens: n, into: $0.baseAddress!) }
-                k.withUnsafeMutableBufferPointer { mm.multiply(layer.k, hp.baseAddress!, tokens: n, into: $0.baseAddress!) }
-                v.withUnsafeMutableBufferPointer { mm.multiply(layer.v, hp.baseAddress!, tokens: n, into: $0.baseAddress!) }
-            }
-            rope.apply(&q, heads: c.heads, headSize: hs)
-            rope.apply(&k, heads: c.kvHeads, headSize: hs)
-            cache.store(layer: l, position: start, rows: n, keys: k, values: v)
-            Attention.causal(q: q, keys: cache.keys[l], values: cache.values[l], start: start, tokens: n,
-                             heads: c.heads, kvHeads: c.kvHeads, headSize: hs, threads: threads, into: &attn)
-            attn.withUnsafeBufferPointer { ap in
-                h.withUnsafeMutableBufferPointer { mm.multiply(layer.o, ap.baseAddress!, tokens: n, into: $0.baseAddress!) }
-            }
-            Ops.add(&x, h)
-
-            Ops.rmsNorm(x, weight: layer.ffnNorm, rows: n, epsilon: c.rmsEpsilon, into: &h)
-            h.withUnsafeBufferPointer { hp in
-                gate.withUnsafeMutableBufferPointer { mm.multiply(layer.gate, hp.baseAddress!, tokens: n, into: $0.baseAddress!) }
-                up.withUnsafeMutableBufferPointer { mm.multiply(layer.up, hp.baseAddress!, tokens: n, into: $0.baseAddress!) }
-            }
-            Ops.swiGLU(gate: &gate, up: up)
-            gate.withUnsafeBufferPointer { gp in
-                h.withUnsafeMutableBufferPointer { mm.multiply(layer.down, gp.baseAddress!, tokens: n, into: $0.baseAddress!) }
-            }
-            Ops.add(&x, h)
-        }
-        cache.count = start + n
-        if layers < blocks.count { return (nil, x) }
-
-        let rows = outputs.rows(in: n)
-        var normed = [Float](repeating: 0, count: rows.count * d)
-        if !rows.isEmpty {
-            let selected = Array(x[(rows.lowerBound * d)..<(rows.upperBound * d)])
-            Ops.rmsNorm(selected, weight: outputNorm, rows: rows.count, epsilon: c.rmsEpsilon, into: &normed)
-        }
-        var logits = [Float](repeating: 0, count: rows.count * c.vocabularySize)
-        if !rows.isEmpty {
-            normed.withUnsafeBufferPointer { np in
-                logits.withUnsafeMutableBufferPointer { mm.multiply(output, np.baseAddress!, tokens: rows.count, into: $0.baseAddress!) }
+    /// Runs the first `layers` blocks over `tokens` in micro-batches; with all of them, the output norm and head for
+    /// the selected rows (hidden states are the normalised rows), otherwise the residual stream of those rows.
+    private func run(_ tokens: [Int], cache: KVCache, outputs: OutputRows, hiddenStates wantHidden: Bool,
+                     layers: Int) throws -> ForwardResult {
+        try validate(tokens, cache: cache)
+        let c = configuration, n = tokens.count, d = c.hiddenSize
+        let selected = outputs.rows(in: n)
+        let full = layers == blocks.count
+        var logits = [Float](repeating: 0, count: full ? selected.count * c.vocabularySize : 0)
+        var hidden = [Float](repeating: 0, count: wantHidden ? selected.count * d : 0)
+        let ws = workspaces.take(self)
+        defer { workspaces.give(ws) }
+        tokens.withUnsafeBufferPointer { idp in
+            logits.withUnsafeMutableBufferPointer { lp in
+                hidden.withUnsafeMutableBufferPointer { hp in
+                    var b0 = 0
+                    while b0 < n {
+                        let b1 = min(n, b0 + Self.microBatch)
+                        ws.segments.removeAll(keepingCapacity: true)
+                        ws.segments.append(Segment(cache: cache, first: 0, count: b1 - b0))
+                        ws.rows.removeAll(keepingCapacity: true)
+                        for r in max(b0, selected.lowerBound)..<max(max(b0, selected.lowerBound), min(b1, selected.upperBound)) {
+                            ws.rows.append(r - b0)
+                        }
+                        let done = max(0, min(b0, selected.upperBound) - selected.lowerBound)  // selected rows before b0
+                        pass(UnsafeBufferPointer(rebasing: idp[b0..<b1]), segments: ws.segments, outputRows: ws.rows, ws: ws,
+                             layers: layers, logits: full ? lp.baseAddress.map { $0 + done * c.vocabularySize } : nil,
+                             hidden: wantHidden ? hp.baseAddress.map { $0 + done * d } : nil)
+                        b0 = b1
+                    }
+                }
             }
         }
-        return (ForwardResult(logits: logits, hiddenStates: wantHidden ? normed : nil, rows: rows.count, vocabularySize: c.vocabularySize), x)
+        return ForwardResult(logits: logits, hiddenStates: wantHidden ? hidden : nil, rows: selected.count, vocabularySize: c.vocabularySize)
+    }
+
+    /// One micro-batch: `ids` (at most ``microBatch``) split into sequence segments, each continuing its cache.
+    /// Writes the scores of `outputRows` to `logits` and their hidden states (normalised after the last layer, the
+    /// residual stream otherwise) to `hidden`, each when given.
+    private func pass(_ ids: UnsafeBufferPointer<Int>, segments: [Segment], outputRows: [Int], ws: Workspace, layers: Int,
+                      logits: UnsafeMutablePointer<Float>?, hidden: UnsafeMutablePointer<Float>?) {
+        let c = configuration, n = ids.count, d = c.hiddenSize, hs = c.headSize
+        let kvWidth = c.kvHeads * hs, pairs = c.ropeDimensions / 2
+        ws.reserve(tokens: n)
+        let x = ws.x, h = ws.h, q = ws.q, k = ws.k, v = ws.v, attn = ws.attn
+        for (i, t) in ids.enumerated() { embeddings.dequantizeRow(t, into: x + i * d) }
+        // Rotation angles and attention extents per row.
+        for s in segments {
+            for i in 0..<s.count {
+                let row = s.first + i, position = s.cache.count + i
+                RotaryEmbedding.angles(position: position, dimensions: c.ropeDimensions, base: c.ropeBase,
+                                       cosines: ws.cosines + row * pairs, sines: ws.sines + row * pairs)
+                ws.lengths[row] = Int32(position + 1)
+            }
+        }
+        let halfAccumulator: Int32 = n < Attention.halfAccumulatorBelow ? 1 : 0
+        for l in 0..<layers {
+            let layer = blocks[l]
+            layer.attentionNorm.withUnsafeBufferPointer { ms_rms_norm(Int32(n), Int32(d), x, $0.baseAddress!, c.rmsEpsilon, h) }
+            ws.mm.multiply(layer.qkv, h, tokens: n, into: q, k, v)
+            RotaryEmbedding.apply(q, rows: n, heads: c.heads, headSize: hs, pairs: pairs, cosines: ws.cosines, sines: ws.sines)
+            RotaryEmbedding.apply(k, rows: n, heads: c.kvHeads, headSize: hs, pairs: pairs, cosines: ws.cosines, sines: ws.sines)
+            for s in segments {
+                s.cache.store(layer: l, position: s.cache.count, rows: s.count, keys: k + s.first * kvWidth, values: v + s.first * kvWidth)
+                let keys = s.cache.keys(layer: l), values = s.cache.values(layer: l)
+                for i in s.first..<(s.first + s.count) {
+                    ws.keys[i] = UnsafePointer(keys)
+                    ws.values[i] = UnsafePointer(values)
+                }
+            }
+            // A long single-sequence batch goes through tiles; decoding steps and mixed batches per token and head.
+            let tiled = halfAccumulator == 0 && segments.count == 1
+                && ms_attention_tiled(Int32(n), Int32(segments[0].cache.count), Int32(c.heads), Int32(c.kvHeads), Int32(hs), q,
+                                      segments[0].cache.keys(layer: l), segments[0].cache.values(layer: l), attn, Int32(threads)) != 0
+            if !tiled {
+                ms_attention(Int32(n), Int32(c.heads), Int32(c.kvHeads), Int32(hs), ws.lengths, ws.keys, ws.values,
+                             halfAccumulator, q, attn, Int32(threads))
+            }
+            ws.mm.multiply(layer.o, attn, tokens: n, into: x, epilogue: .accumulate)
+            layer.ffnNorm.withUnsafeBufferPointer { ms_rms_norm(Int32(n), Int32(d), x, $0.baseAddress!, c.rmsEpsilon, h) }
+            ws.mm.multiply(layer.gateUp, h, tokens: n, into: ws.gate, ws.up, epilogue: .swiGLU)
+            ws.mm.multiply(layer.down, ws.gate, tokens: n, into: x, epilogue: .accumulate)
+        }
+        for s in segments { s.cache.count += s.count }
+        guard !outputRows.isEmpty else { return }
+        // The selected rows, gathered, normalised and projected to the vocabulary.
+        for (j, r) in outputRows.enumerated() { (h + j * d).update(from: x + r * d, count: d) }
+        let m = outputRows.count
+        if layers < blocks.count {
+            hidden?.update(from: h, count: m * d)
+            return
+        }
+        outputNorm.withUnsafeBufferPointer { ms_rms_norm(Int32(m), Int32(d), h, $0.baseAddress!, c.rmsEpsilon, q) }
+        hidden?.update(from: q, count: m * d)
+        if let logits { ws.mm.multiply(output, q, tokens: m, into: logits) }
+    }
+
+    /// Tokens of one sequence within a micro-batch.
+    struct Segment {
+        let cache: KVCache
+        let first: Int
+        let count: Int
+    }
+
+    /// Scratch buffers of one pass, sized for the tokens of a micro-batch.
+    final class Workspace {
+        let configuration: LlamaConfiguration
+        let mm: MatMul
+        private(set) var tokens = 0
+        private var storage: UnsafeMutableRawPointer?
+        var x, h, q, k, v, attn, gate, up, cosines, sines: UnsafeMutablePointer<Float>
+        var lengths: UnsafeMutablePointer<Int32>
+        var keys, values: UnsafeMutablePointer<UnsafePointer<UInt16>?>
+        var segments: [Segment] = []
+        var rows: [Int] = []
+
+        init(_ configuration: LlamaConfiguration, threads: Int) {
+            self.configuration = configuration
+            mm = MatMul(threads: threads, columns: max(configuration.hiddenSize, configuration.feedForwardSize))
+            let dummy = UnsafeMutablePointer<Float>(bitPattern: 64)!
+            (x, h, q, k, v, attn, gate, up, cosines, sines) = (dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy)
+            lengths = UnsafeMutablePointer(bitPattern: 64)!
+            keys = UnsafeMutablePointer(bitPattern: 64)!
+            values = keys
+            segments.reserveCapacity(1)
+            rows.reserveCapacity(LlamaModel.microBatch)
+            reserve(tokens: 1)
+        }
+
+        /// Room for `count` tokens (at least; buffers only grow).
+        func reserve(tokens count: Int) {
+            guard count > tokens else { return }
+            let c = configuration, n = max(count, 1)
+            let qWidth = c.heads * c.headSize, kvWidth = c.kvHeads * c.headSize, pairs = c.ropeDimensions / 2
+            // Float buffers, each rounded up to 16 floats (64 bytes), then the per-row pointers and lengths.
+            let widths = [c.hiddenSize, max(c.hiddenSize, qWidth), max(qWidth, c.hiddenSize), kvWidth, kvWidth, qWidth,
+                          c.feedForwardSize, c.feedForwardSize, pairs, pairs]
+            let sizes = widths.map { ($0 * n + 15) / 16 * 16 }
+            let floats = sizes.reduce(0, +)
+            storage?.deallocate()
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: floats * 4 + n * (4 + 16) + 64, alignment: 64)
+            storage = raw
+            var p = raw.bindMemory(to: Float.self, capacity: floats)
+            var buffers: [UnsafeMutablePointer<Float>] = []
+            for size in sizes { buffers.append(p); p += size }
+            (x, h, q, k, v, attn, gate, up, cosines, sines) = (buffers[0], buffers[1], buffers[2], buffers[3], buffers[4],
+                                                               buffers[5], buffers[6], buffers[7], buffers[8], buffers[9])
+            let after = UnsafeMutableRawPointer(p)
+            keys = after.bindMemory(to: UnsafePointer<UInt16>?.self, capacity: n)
+            values = (after + n * 8).bindMemory(to: UnsafePointer<UInt16>?.self, capacity: n)
+            lengths = (after + n * 16).bindMemory(to: Int32.self, capacity: n)
+            tokens = n
+        }
+
+        deinit { storage?.deallocate() }
+    }
+
+    /// Workspaces kept between passes (one per concurrent caller).
+    final class WorkspacePool: @unchecked Sendable {
+        private let lock = NSLock()
+        private var free: [Workspace] = []
+
+        func take(_ model: LlamaModel) -> Workspace {
+            lock.lock()
+            let ws = free.popLast()
+            lock.unlock()
+            return ws ?? Workspace(model.configuration, threads: model.threads)
+        }
+
+        func give(_ ws: Workspace) {
+            lock.lock()
+            if free.count < 4 { free.append(ws) }
+            lock.unlock()
+        }
     }
 }
