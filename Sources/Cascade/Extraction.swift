@@ -187,7 +187,7 @@ public struct ExtractionTask: Sendable {
         let prompt = try model.chatTokens(messages(for: text))
         let generation = try generateStructured(model.model, tokenizer: model.tokenizer, prompt: prompt,
                                                 constraint: constraints.constraint(for: schema),
-                                                parameters: GenerateParameters(maxTokens: maxTokens))
+                                                parameters: GenerateParameters(maxTokens: maxTokens), prefixes: model.prefixes)
         return check(generation, input: text)
     }
 

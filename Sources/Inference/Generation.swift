@@ -94,8 +94,10 @@ public struct TokenGenerator {
     var generationSeconds = 0.0
 
     /// Evaluates `prompt` and prepares to generate.
+    /// With `prefixes`, the prompt starts from the longest stored prefix it begins with, and its shared beginning with
+    /// recent prompts is kept for the next ones.
     public init(model: any LanguageModel, tokenizer: any Tokenizer, prompt: [Int], parameters: GenerateParameters,
-                processors: [any LogitProcessor] = []) throws {
+                processors: [any LogitProcessor] = [], prefixes: PrefixCache? = nil) throws {
         guard !prompt.isEmpty else { throw InferenceError.emptyInput }
         self.model = model
         self.tokenizer = tokenizer
@@ -109,10 +111,12 @@ public struct TokenGenerator {
             : CategoricalSampler(temperature: parameters.temperature, topK: parameters.topK, topP: parameters.topP, seed: parameters.seed)
         let capacity = min(model.contextLength, prompt.count + max(parameters.maxTokens, 0))
         guard prompt.count <= capacity else { throw InferenceError.contextFull(needed: prompt.count, capacity: capacity) }
-        cache = model.newCache(capacity: capacity)
+        let usable = prefixes.flatMap { $0.model === model ? $0 : nil }
+        cache = try usable?.cache(for: prompt, capacity: capacity) ?? model.newCache(capacity: capacity)
         promptTokens = prompt.count
         let clock = ContinuousClock.now
-        logits = Array(try model.forward(prompt, cache: cache, outputs: .last).logits)
+        logits = Array(try model.forward(Array(prompt[cache.count...]), cache: cache, outputs: .last).logits)
+        usable?.remember(prompt, cache: cache)
         promptSeconds = (ContinuousClock.now - clock).seconds
         if parameters.maxTokens <= 0 { finished = .maxTokens }
     }

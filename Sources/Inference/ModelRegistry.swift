@@ -11,6 +11,8 @@ public struct LoadedModel: Sendable {
     public let tokenizer: BPETokenizer
     /// The recognised chat template, if the file carries one this engine can apply.
     public let chatTemplate: ChatTemplate?
+    /// Prompt prefixes evaluated once and reused by later prompts that start with them.
+    public let prefixes: PrefixCache
 
     /// Loads the model at `path`, running forward passes on `threads` threads.
     public init(path: String, threads: Int = 2) throws {
@@ -28,6 +30,7 @@ public struct LoadedModel: Sendable {
         model = try make(file, threads)
         tokenizer = try BPETokenizer(gguf: file)
         chatTemplate = tokenizer.chatTemplate.flatMap { try? ChatTemplate(template: $0) }
+        prefixes = PrefixCache(model: model)
     }
 
     /// The prompt tokens for a conversation through the file's chat template, message text kept literal (special-token

@@ -32,6 +32,15 @@ struct Bench: ParsableCommand {
     @Option(name: [.customShort("r"), .long], help: "Repetitions per test.")
     var repetitions = 5
 
+    @Option(help: "With --model and --input: a shared prefix of this many tokens, evaluated once and reused (prefix KV reuse).")
+    var prefix: Int?
+
+    @Option(help: "Tokens of each request after the shared --prefix.")
+    var input = 20
+
+    @Option(help: "With --model: independent sequences decoded together in batched passes, comma-separated (e.g. 1,4,16); -n tokens each.")
+    var sequences: String?
+
     @Option(help: "With --model: an extraction task file; measures schema compile time, the constraint's cost per token and validity with and without it.")
     var structured: String?
 
@@ -53,6 +62,8 @@ struct Bench: ParsableCommand {
             return try StructuredBench.labels(model: model, threads: try list(threads).first ?? 2, prompts: labelPrompts, seed: 42)
         }
         guard let model else { throw ValidationError("give --model FILE (generation) or --backbone NAME (embeddings)") }
+        if let prefix { return try benchmarkPrefix(model: model, prefix: prefix) }
+        if let sequences { return try benchmarkSequences(model: model, counts: try list(sequences)) }
         let prompts = try list(prompt), lengths = try list(generate), threadCounts = try list(threads)
         print("| model | size | threads | test | t/s |")
         print("|---|---|---|---|---|")
@@ -120,6 +131,68 @@ struct Bench: ParsableCommand {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         print(String(format: "peak resident memory: %.1f MB", Double(usage.ru_maxrss) / 1024))
+    }
+
+    /// A request of `prefix + input` tokens evaluated from nothing, against the same request starting from the stored
+    /// prefix (cache copy plus the input alone). Times to the first scores, mean over repetitions.
+    private func benchmarkPrefix(model path: String, prefix: Int) throws {
+        guard prefix > 0, input > 0 else { throw ValidationError("--prefix and --input must be positive") }
+        let threadCount = try list(threads).first ?? 2
+        let loaded = try LoadedModel(path: path, threads: threadCount)
+        var rng = SeededGenerator(seed: 42)
+        let vocabulary = loaded.model.vocabularySize
+        let shared = (0..<prefix).map { _ in Int(rng.next() % UInt64(vocabulary)) }
+        let prefixes = PrefixCache(model: loaded.model)
+        try prefixes.store(prefix: shared)
+        var full: [Double] = [], reused: [Double] = []
+        for r in 0...repetitions {
+            let request = shared + (0..<input).map { _ in Int(rng.next() % UInt64(vocabulary)) }
+            var start = ContinuousClock.now
+            _ = try loaded.model.forward(request, cache: loaded.model.newCache(capacity: request.count), outputs: .last)
+            let a = seconds(ContinuousClock.now - start)
+            start = ContinuousClock.now
+            let cache = try prefixes.cache(for: request, capacity: request.count)
+            _ = try loaded.model.forward(Array(request[cache.count...]), cache: cache, outputs: .last)
+            let b = seconds(ContinuousClock.now - start)
+            guard cache.count == request.count else { throw ValidationError("the prefix was not reused") }
+            if r > 0 { full.append(a * 1000); reused.append(b * 1000) }
+        }
+        let mean = { (v: [Double]) in v.reduce(0, +) / Double(v.count) }
+        print("| threads | request | from nothing (ms) | from the stored prefix (ms) | speed-up |")
+        print("|---|---|---|---|---|")
+        print(String(format: "| %d | %d-token prefix + %d-token input | %.2f | %.2f | %.1f× |", threadCount, prefix, input,
+                     mean(full), mean(reused), mean(full) / mean(reused)))
+    }
+
+    /// Tokens per second decoding `counts` independent sequences together (one batched pass per step), each after
+    /// its own 16-token prompt.
+    private func benchmarkSequences(model path: String, counts: [Int]) throws {
+        let threadCount = try list(threads).first ?? 2
+        let steps = try list(generate).first ?? 128
+        let loaded = try LoadedModel(path: path, threads: threadCount)
+        guard let llama = loaded.model as? LlamaModel else { throw ValidationError("batched decoding needs a llama-architecture model") }
+        var rng = SeededGenerator(seed: 42)
+        let vocabulary = loaded.model.vocabularySize
+        print("| threads | sequences | tokens per sequence | t/s (all sequences) | t/s per sequence |")
+        print("|---|---|---|---|---|")
+        for count in counts where count > 0 {
+            var rates: [Double] = []
+            for r in 0...repetitions {
+                let caches = (0..<count).map { _ in llama.newCache(capacity: 16 + steps) }
+                for cache in caches {
+                    _ = try llama.forward((0..<16).map { _ in Int(rng.next() % UInt64(vocabulary)) }, cache: cache, outputs: .last)
+                }
+                var next = (0..<count).map { _ in Int(rng.next() % UInt64(vocabulary)) }
+                let start = ContinuousClock.now
+                for _ in 0..<steps {
+                    let scores = try llama.forward(batch: zip(next, caches).map { ([$0], $1) })
+                    next = scores.map { row in row.indices.max { row[$0] < row[$1] }! }
+                }
+                if r > 0 { rates.append(Double(count * steps) / seconds(ContinuousClock.now - start)) }
+            }
+            let mean = rates.reduce(0, +) / Double(rates.count)
+            print(String(format: "| %d | %d | %d | %.1f | %.1f |", threadCount, count, steps, mean, mean / Double(count)))
+        }
     }
 
     private func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }

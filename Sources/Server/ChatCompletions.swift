@@ -125,7 +125,8 @@ extension CascadeService {
             var processor = chat.constraint.map { SchemaLogitProcessor(constraint: $0) }
             let processors: [any LogitProcessor] = processor.map { [$0] } ?? []
             var generator = try TokenGenerator(model: chat.model.loaded.model, tokenizer: chat.model.loaded.tokenizer,
-                                               prompt: chat.prompt, parameters: chat.parameters, processors: processors)
+                                               prompt: chat.prompt, parameters: chat.parameters, processors: processors,
+                                               prefixes: chat.model.loaded.prefixes)
             while let event = try generator.next() {
                 switch event {
                 case let .token(id, text, _):

@@ -238,13 +238,14 @@ public struct StructuredGeneration: Sendable {
 /// If the budget runs out first, the shortest completion is appended so the output still parses and validates;
 /// ``StructuredGeneration/completedByConstraint`` says so.
 public func generateStructured(_ model: any LanguageModel, tokenizer: any Tokenizer, prompt: [Int],
-                               constraint: TokenConstraint, parameters: GenerateParameters = GenerateParameters()) throws -> StructuredGeneration {
+                               constraint: TokenConstraint, parameters: GenerateParameters = GenerateParameters(),
+                               prefixes: PrefixCache? = nil) throws -> StructuredGeneration {
     var processor = SchemaLogitProcessor(constraint: constraint)
     let processors: [any LogitProcessor] = [processor]
     var parameters = parameters
     parameters.stop = []
     var generator = try TokenGenerator(model: model, tokenizer: tokenizer, prompt: prompt, parameters: parameters,
-                                       processors: processors)
+                                       processors: processors, prefixes: prefixes)
     var logProbability = 0.0
     var summary: GenerationSummary?
     while let event = try generator.next() {

@@ -125,6 +125,89 @@ import Testing
     }
 }
 
+extension KernelPathTests {
+    /// Random Q4_1 and Q8_0 rows.
+    static func randomRows(rows: Int, blocks: Int, seed: UInt64) -> (q41: [UInt8], q80: [UInt8]) {
+        var rng = SeededGenerator(seed: seed)
+        var q41 = [UInt8](), q80 = [UInt8]()
+        for _ in 0..<(rows * blocks) {
+            for v in [Float16(rng.float(0.01, 0.05)), Float16(rng.float(-0.5, 0))] { withUnsafeBytes(of: v.bitPattern) { q41 += $0 } }
+            for _ in 0..<16 { q41.append(UInt8(truncatingIfNeeded: rng.next())) }
+            withUnsafeBytes(of: Float16(rng.float(0.001, 0.01)).bitPattern) { q80 += $0 }
+            for _ in 0..<32 { q80.append(UInt8(truncatingIfNeeded: rng.next())) }
+        }
+        return (q41, q80)
+    }
+
+    /// The row-loop kernels (decoding's matrix-vector products) give each row's single-dot result exactly, storing
+    /// or adding to what is there, on every path.
+    @Test func rowKernelsEqualSingleDots() {
+        let rows = 13, blocks = 18, columns = blocks * 32
+        let (q41, q80) = Self.randomRows(rows: rows, blocks: blocks, seed: 23)
+        var rng = SeededGenerator(seed: 29)
+        let x = (0..<columns).map { _ in rng.float(-3, 3) }
+        let base = (0..<rows).map { _ in rng.float(-1, 1) }
+        var act = Q8Activations(rows: 1, columns: columns)
+        x.withUnsafeBufferPointer { act.quantize($0.baseAddress!, rows: 1) }
+        let results = onEachPath { () -> [UInt32] in
+            var out: [UInt32] = []
+            for (type, bytes, rowBytes) in [(Int32(3), q41, 20 * blocks), (Int32(8), q80, 34 * blocks)] {
+                var stored = [Float](repeating: 0, count: rows), added = base
+                ms_gemv(type, Int32(rows), Int32(blocks), bytes, Int32(rowBytes), act.values, act.scales, act.sums, &stored, 0)
+                ms_gemv(type, Int32(rows), Int32(blocks), bytes, Int32(rowBytes), act.values, act.scales, act.sums, &added, 1)
+                bytes.withUnsafeBytes { raw in
+                    for r in 0..<rows {
+                        let row = raw.baseAddress! + r * rowBytes
+                        let single = type == 3 ? ms_dot_q4_1_q8_1(Int32(blocks), row, act.values, act.scales, act.sums)
+                                               : ms_dot_q8_0_q8_0(Int32(blocks), row, act.values, act.scales)
+                        #expect(stored[r].bitPattern == single.bitPattern)
+                        #expect(added[r].bitPattern == (base[r] + single).bitPattern)
+                    }
+                }
+                out += stored.map(\.bitPattern)
+            }
+            return out
+        }
+        for r in results.dropFirst() { #expect(r == results[0]) }
+    }
+
+    /// Decoding attention (half-precision accumulator) is bit-identical on every path; prefill's tiled attention
+    /// agrees with the per-token single-precision path to float rounding.
+    @Test func attentionPathsAgree() {
+        var rng = SeededGenerator(seed: 31)
+        let heads = 6, kvHeads = 2, headSize = 64, start = 37, tokens = 70
+        let positions = start + tokens, qWidth = heads * headSize, kvWidth = kvHeads * headSize
+        let q = (0..<(tokens * qWidth)).map { _ in rng.float(-2, 2) }
+        let keys = (0..<(positions * kvWidth)).map { _ in Float16(rng.float(-2, 2)).bitPattern }
+        let values = (0..<(positions * kvWidth)).map { _ in Float16(rng.float(-1, 1)).bitPattern }
+        let lengths = (0..<tokens).map { Int32(start + $0 + 1) }
+        func perToken(half: Int32) -> [Float] {
+            var out = [Float](repeating: 0, count: tokens * qWidth)
+            keys.withUnsafeBufferPointer { k in
+                values.withUnsafeBufferPointer { v in
+                    let kp = [UnsafePointer<UInt16>?](repeating: k.baseAddress!, count: tokens)
+                    let vp = [UnsafePointer<UInt16>?](repeating: v.baseAddress!, count: tokens)
+                    ms_attention(Int32(tokens), Int32(heads), Int32(kvHeads), Int32(headSize), lengths, kp, vp, half, q, &out, 2)
+                }
+            }
+            return out
+        }
+        let decoding = onEachPath { perToken(half: 1).map(\.bitPattern) }
+        for r in decoding.dropFirst() { #expect(r == decoding[0]) }
+        let reference = perToken(half: 0)
+        var tiled = [Float](repeating: 0, count: tokens * qWidth)
+        let ran = ms_attention_tiled(Int32(tokens), Int32(start), Int32(heads), Int32(kvHeads), Int32(headSize), q, keys, values, &tiled, 2)
+        if KernelPath.current != .portable {
+            #expect(ran == 1)
+            let worst = zip(tiled, reference).map { abs($0 - $1) }.max()!
+            #expect(worst < 1e-5, "largest difference \(worst)")
+        } else {
+            #expect(ran == 0)
+        }
+        #expect(reference.contains { $0 != 0 } && reference.allSatisfy(\.isFinite))
+    }
+}
+
 /// The encoder's kernels against plain references, on every path.
 @Suite(.serialized) struct EncoderKernelTests {
     func onEachPath(_ body: () -> Void) {
