@@ -171,6 +171,23 @@ extension KernelPathTests {
         for r in results.dropFirst() { #expect(r == results[0]) }
     }
 
+    /// SwiGLU (with llama.cpp's polynomial exp) is bit-identical on every path, including arguments whose exponent
+    /// leaves the normal range and the saturated ends.
+    @Test func swiGLUIsBitIdentical() {
+        var rng = SeededGenerator(seed: 37)
+        var gate = (0..<4000).map { i in rng.float(-12, 12) * (i % 7 == 0 ? 12 : 1) }
+        gate += [0, -0, 87, -87, 88.7, -88.7, 104, -104, 133, -133, 150, -150, 1e-30, -1e-30, 3]
+        let up = gate.indices.map { _ in rng.float(-2, 2) }
+        let results = onEachPath { () -> [UInt32] in
+            var out = [Float](repeating: 0, count: gate.count)
+            ms_swiglu(Int32(gate.count), gate, up, &out)
+            return out.map(\.bitPattern)
+        }
+        for r in results.dropFirst() { #expect(r == results[0]) }
+        let silu3 = Float(bitPattern: results[0][gate.count - 1]) / up[gate.count - 1]
+        #expect(abs(silu3 - 3 / (1 + exp(-3))) < 1e-5)
+    }
+
     /// Decoding attention (half-precision accumulator) is bit-identical on every path; prefill's tiled attention
     /// agrees with the per-token single-precision path to float rounding.
     @Test func attentionPathsAgree() {
