@@ -7,7 +7,7 @@ SWIFT ?= swift
 RELEASE := -c release
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: demo test models build deps bench bench-structured serve adapters loadtest loadtest-serve
+.PHONY: demo test models build deps bench compare-llama bench-structured serve adapters loadtest loadtest-serve
 
 # Debian packages the build and the set-up need (the Swift toolchain itself ships with the machine image).
 deps:
@@ -59,10 +59,20 @@ loadtest:
 	.build/release/microscale loadtest --task banking77 --data ../shared/data/banking77/train.csv --concurrency 1,8,32 \
 	  --requests 600 --output reports/loadtest.jsonl
 
-# Throughput: the decoder (llama-bench-style table) and the encoder (embeddings/s, latency).
+# Throughput: the decoder (llama-bench-style table, prefix reuse, batched sequences, memory at a 2,048-token
+# context) and the encoder (embeddings/s, latency).
 bench: models build
 	.build/release/microscale bench --model $(MODEL) -p 32,128,512 -n 128 -t 1,2 -r 5
+	.build/release/microscale bench --model $(MODEL) --prefix 200 --input 20 -r 5
+	.build/release/microscale bench --model $(MODEL) --sequences 1,4,16 -n 128 -r 3
+	.build/release/microscale bench --model $(MODEL) -p 2048 -n 0 -r 1
 	.build/release/microscale bench --backbone minilm --batch 1,32 -t 2 -r 3
+
+# The decoder against llama.cpp on the same file and settings, alternating, median ratio of 5 pairs per test:
+# make compare-llama LLAMA_BENCH=/path/to/llama-bench (built outside this repository; see README).
+compare-llama: models build
+	@test -n "$(LLAMA_BENCH)" || (echo "set LLAMA_BENCH=/path/to/llama-bench" && exit 2)
+	python3 scripts/compare-llama-cpp.py $(LLAMA_BENCH) --model $(MODEL) -p 32,128,512 -n 128 -t 1,2 --pairs 5
 
 # Structured output: schema compile time, the constraint's cost per token, validity with and without it over 1,000
 # inputs (about an hour on 2 cores), and exact label scoring against one evaluation per label.
