@@ -204,12 +204,12 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
                         let b1 = min(n, b0 + Self.microBatch)
                         ws.segments.removeAll(keepingCapacity: true)
                         ws.segments.append(Segment(cache: cache, first: 0, count: b1 - b0))
-                        ws.rows.removeAll(keepingCapacity: true)
+                        ws.outputRows.removeAll(keepingCapacity: true)
                         for r in max(b0, selected.lowerBound)..<max(max(b0, selected.lowerBound), min(b1, selected.upperBound)) {
-                            ws.rows.append(r - b0)
+                            ws.outputRows.append(r - b0)
                         }
                         let done = max(0, min(b0, selected.upperBound) - selected.lowerBound)  // selected rows before b0
-                        pass(UnsafeBufferPointer(rebasing: idp[b0..<b1]), segments: ws.segments, outputRows: ws.rows, ws: ws,
+                        pass(UnsafeBufferPointer(rebasing: idp[b0..<b1]), segments: ws.segments, outputRows: ws.outputRows, ws: ws,
                              layers: layers, logits: full ? lp.baseAddress.map { $0 + done * c.vocabularySize } : nil,
                              hidden: wantHidden ? hp.baseAddress.map { $0 + done * d } : nil)
                         b0 = b1
@@ -227,16 +227,16 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
                       logits: UnsafeMutablePointer<Float>?, hidden: UnsafeMutablePointer<Float>?) {
         let c = configuration, n = ids.count, d = c.hiddenSize, hs = c.headSize
         let kvWidth = c.kvHeads * hs, pairs = c.ropeDimensions / 2
-        ws.reserve(tokens: n)
-        let x = ws.x, h = ws.h, q = ws.q, k = ws.k, v = ws.v, attn = ws.attn
+        let b = ws.buffers(tokens: n)
+        let x = b.x, h = b.h, q = b.q, k = b.k, v = b.v, attn = b.attn
         for (i, t) in ids.enumerated() { embeddings.dequantizeRow(t, into: x + i * d) }
         // Rotation angles and attention extents per row.
         for s in segments {
             for i in 0..<s.count {
                 let row = s.first + i, position = s.cache.count + i
                 RotaryEmbedding.angles(position: position, dimensions: c.ropeDimensions, base: c.ropeBase,
-                                       cosines: ws.cosines + row * pairs, sines: ws.sines + row * pairs)
-                ws.lengths[row] = Int32(position + 1)
+                                       cosines: b.cosines + row * pairs, sines: b.sines + row * pairs)
+                b.lengths[row] = Int32(position + 1)
             }
         }
         let halfAccumulator: Int32 = n < Attention.halfAccumulatorBelow ? 1 : 0
@@ -244,14 +244,14 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
             let layer = blocks[l]
             layer.attentionNorm.withUnsafeBufferPointer { ms_rms_norm(Int32(n), Int32(d), x, $0.baseAddress!, c.rmsEpsilon, h) }
             ws.mm.multiply(layer.qkv, h, tokens: n, into: q, k, v)
-            RotaryEmbedding.apply(q, rows: n, heads: c.heads, headSize: hs, pairs: pairs, cosines: ws.cosines, sines: ws.sines)
-            RotaryEmbedding.apply(k, rows: n, heads: c.kvHeads, headSize: hs, pairs: pairs, cosines: ws.cosines, sines: ws.sines)
+            RotaryEmbedding.apply(q, rows: n, heads: c.heads, headSize: hs, pairs: pairs, cosines: b.cosines, sines: b.sines)
+            RotaryEmbedding.apply(k, rows: n, heads: c.kvHeads, headSize: hs, pairs: pairs, cosines: b.cosines, sines: b.sines)
             for s in segments {
                 s.cache.store(layer: l, position: s.cache.count, rows: s.count, keys: k + s.first * kvWidth, values: v + s.first * kvWidth)
                 let keys = s.cache.keys(layer: l), values = s.cache.values(layer: l)
                 for i in s.first..<(s.first + s.count) {
-                    ws.keys[i] = UnsafePointer(keys)
-                    ws.values[i] = UnsafePointer(values)
+                    b.keys[i] = UnsafePointer(keys)
+                    b.values[i] = UnsafePointer(values)
                 }
             }
             // A long single-sequence batch goes through tiles; decoding steps and mixed batches per token and head.
@@ -259,13 +259,13 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
                 && ms_attention_tiled(Int32(n), Int32(segments[0].cache.count), Int32(c.heads), Int32(c.kvHeads), Int32(hs), q,
                                       segments[0].cache.keys(layer: l), segments[0].cache.values(layer: l), attn, Int32(threads)) != 0
             if !tiled {
-                ms_attention(Int32(n), Int32(c.heads), Int32(c.kvHeads), Int32(hs), ws.lengths, ws.keys, ws.values,
+                ms_attention(Int32(n), Int32(c.heads), Int32(c.kvHeads), Int32(hs), b.lengths, b.keys, b.values,
                              halfAccumulator, q, attn, Int32(threads))
             }
             ws.mm.multiply(layer.o, attn, tokens: n, into: x, epilogue: .accumulate)
             layer.ffnNorm.withUnsafeBufferPointer { ms_rms_norm(Int32(n), Int32(d), x, $0.baseAddress!, c.rmsEpsilon, h) }
-            ws.mm.multiply(layer.gateUp, h, tokens: n, into: ws.gate, ws.up, epilogue: .swiGLU)
-            ws.mm.multiply(layer.down, ws.gate, tokens: n, into: x, epilogue: .accumulate)
+            ws.mm.multiply(layer.gateUp, h, tokens: n, into: b.gate, b.up, epilogue: .swiGLU)
+            ws.mm.multiply(layer.down, b.gate, tokens: n, into: x, epilogue: .accumulate)
         }
         for s in segments { s.cache.count += s.count }
         guard !outputRows.isEmpty else { return }
@@ -288,57 +288,63 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
         let count: Int
     }
 
-    /// Scratch buffers of one pass, sized for the tokens of a micro-batch.
-    final class Workspace {
-        let configuration: LlamaConfiguration
-        let mm: MatMul
-        private(set) var tokens = 0
-        private var storage: UnsafeMutableRawPointer?
-        var x, h, q, k, v, attn, gate, up, cosines, sines: UnsafeMutablePointer<Float>
-        var lengths: UnsafeMutablePointer<Int32>
-        var keys, values: UnsafeMutablePointer<UnsafePointer<UInt16>?>
-        var segments: [Segment] = []
-        var rows: [Int] = []
+    /// Scratch rows of one pass, carved out of one allocation: activations, rotation angles, and each row's
+    /// attention extent and cache.
+    struct Buffers {
+        let storage: UnsafeMutableRawPointer
+        let tokens: Int
+        let x, h, q, k, v, attn, gate, up, cosines, sines: UnsafeMutablePointer<Float>
+        let lengths: UnsafeMutablePointer<Int32>
+        let keys, values: UnsafeMutablePointer<UnsafePointer<UInt16>?>
 
-        init(_ configuration: LlamaConfiguration, threads: Int) {
-            self.configuration = configuration
-            mm = MatMul(threads: threads, columns: max(configuration.hiddenSize, configuration.feedForwardSize))
-            let dummy = UnsafeMutablePointer<Float>(bitPattern: 64)!
-            (x, h, q, k, v, attn, gate, up, cosines, sines) = (dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy)
-            lengths = UnsafeMutablePointer(bitPattern: 64)!
-            keys = UnsafeMutablePointer(bitPattern: 64)!
-            values = keys
-            segments.reserveCapacity(1)
-            rows.reserveCapacity(LlamaModel.microBatch)
-            reserve(tokens: 1)
-        }
-
-        /// Room for `count` tokens (at least; buffers only grow).
-        func reserve(tokens count: Int) {
-            guard count > tokens else { return }
-            let c = configuration, n = max(count, 1)
+        init(_ c: LlamaConfiguration, tokens n: Int) {
             let qWidth = c.heads * c.headSize, kvWidth = c.kvHeads * c.headSize, pairs = c.ropeDimensions / 2
-            // Float buffers, each rounded up to 16 floats (64 bytes), then the per-row pointers and lengths.
+            // Each float buffer rounded up to 16 floats (64 bytes); `h` also gathers output rows and `q` normalises them.
             let widths = [c.hiddenSize, max(c.hiddenSize, qWidth), max(qWidth, c.hiddenSize), kvWidth, kvWidth, qWidth,
                           c.feedForwardSize, c.feedForwardSize, pairs, pairs]
             let sizes = widths.map { ($0 * n + 15) / 16 * 16 }
             let floats = sizes.reduce(0, +)
-            storage?.deallocate()
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: floats * 4 + n * (4 + 16) + 64, alignment: 64)
-            storage = raw
-            var p = raw.bindMemory(to: Float.self, capacity: floats)
+            storage = UnsafeMutableRawPointer.allocate(byteCount: floats * 4 + n * 20, alignment: 64)
+            var p = storage.bindMemory(to: Float.self, capacity: floats)
             var buffers: [UnsafeMutablePointer<Float>] = []
             for size in sizes { buffers.append(p); p += size }
             (x, h, q, k, v, attn, gate, up, cosines, sines) = (buffers[0], buffers[1], buffers[2], buffers[3], buffers[4],
                                                                buffers[5], buffers[6], buffers[7], buffers[8], buffers[9])
-            let after = UnsafeMutableRawPointer(p)
-            keys = after.bindMemory(to: UnsafePointer<UInt16>?.self, capacity: n)
-            values = (after + n * 8).bindMemory(to: UnsafePointer<UInt16>?.self, capacity: n)
-            lengths = (after + n * 16).bindMemory(to: Int32.self, capacity: n)
+            let rest = UnsafeMutableRawPointer(p)
+            keys = rest.bindMemory(to: UnsafePointer<UInt16>?.self, capacity: n)
+            values = (rest + n * 8).bindMemory(to: UnsafePointer<UInt16>?.self, capacity: n)
+            lengths = (rest + n * 16).bindMemory(to: Int32.self, capacity: n)
             tokens = n
         }
+    }
 
-        deinit { storage?.deallocate() }
+    /// What one pass needs besides the weights, kept between passes: the product engine and its quantization
+    /// scratch, the rows (grown, never shrunk), and the lists of segments and output rows.
+    final class Workspace {
+        let configuration: LlamaConfiguration
+        let mm: MatMul
+        private var rows: Buffers
+        var segments: [Segment] = []
+        var outputRows: [Int] = []
+
+        init(_ configuration: LlamaConfiguration, threads: Int) {
+            self.configuration = configuration
+            mm = MatMul(threads: threads, columns: max(configuration.hiddenSize, configuration.feedForwardSize))
+            rows = Buffers(configuration, tokens: 1)
+            segments.reserveCapacity(1)
+            outputRows.reserveCapacity(LlamaModel.microBatch)
+        }
+
+        /// Buffers for at least `count` tokens.
+        func buffers(tokens count: Int) -> Buffers {
+            if count > rows.tokens {
+                rows.storage.deallocate()
+                rows = Buffers(configuration, tokens: count)
+            }
+            return rows
+        }
+
+        deinit { rows.storage.deallocate() }
     }
 
     /// Workspaces kept between passes (one per concurrent caller).
