@@ -73,7 +73,18 @@ MS_AVX2 static void tiled_chunk(void *ctx, int chunk) {
     const int q0 = qt * Q_TILE, q1 = q0 + Q_TILE < job->tokens ? q0 + Q_TILE : job->tokens, rows = q1 - q0;
     const size_t o_floats = (size_t)group * Q_TILE * hs;
     float *buf = scratch_floats(2 * (size_t)KV_TILE * hs + o_floats + 2 * (size_t)group * Q_TILE + KV_TILE);
-    if (!buf) return;
+    if (!buf) {
+        // No scratch for this thread: the chunk's rows through the per-token single-precision path instead.
+        for (int hh = 0; hh < group; hh++) {
+            const size_t h = (size_t)(g * group + hh) * (size_t)hs;
+            for (int r = 0; r < rows; r++) {
+                const size_t row = (size_t)(q0 + r) * (size_t)job->q_stride + h;
+                ms_attend(job->start + q0 + r + 1, hs, job->scale, job->q + row, job->keys + (size_t)g * hs,
+                          job->values + (size_t)g * hs, job->kv_stride, 0, job->out + row);
+            }
+        }
+        return;
+    }
     float *kt = buf;                            // keys transposed: kt[d * KV_TILE + j]
     float *vt = kt + (size_t)KV_TILE * hs;      // values: vt[j * hs + d]
     float *o = vt + (size_t)KV_TILE * hs;       // accumulators per head and row

@@ -60,7 +60,9 @@ public struct MatMul {
     public func multiply(_ group: MatrixGroup, _ x: UnsafePointer<Float>, tokens: Int, into y0: UnsafeMutablePointer<Float>,
                          _ y1: UnsafeMutablePointer<Float>? = nil, _ y2: UnsafeMutablePointer<Float>? = nil,
                          epilogue: Epilogue = .store) {
-        precondition(group.matrices.count <= 3 && (epilogue != .swiGLU || group.matrices.count == 2))
+        precondition(group.matrices.count <= 3, "at most three outputs")
+        precondition(epilogue != .swiGLU || (group.matrices.count == 2 && group.matrices[0].rows == group.matrices[1].rows),
+                     "SwiGLU takes two matrices of the same shape")
         group.matrices.withUnsafeBufferPointer { m in
             run(m.baseAddress!, count: m.count, columns: group.columns, x, tokens: tokens, outputs: (y0, y1, y2, nil),
                 flags: epilogue.flags)
