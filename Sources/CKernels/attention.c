@@ -140,10 +140,7 @@ MS_AVX2 static void tiled_chunk(void *ctx, int chunk) {
                     _mm256_storeu_ps(p + 8 * b, masked);
                     sum = _mm256_add_ps(sum, masked);
                 }
-                float lanes[8];
-                _mm256_storeu_ps(lanes, sum);
-                const float tile_sum = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
-                l[hh * Q_TILE + r] = l[hh * Q_TILE + r] * corr + tile_sum;
+                l[hh * Q_TILE + r] = l[hh * Q_TILE + r] * corr + hsum256(sum);
                 float *orow = o + ((size_t)hh * Q_TILE + r) * hs;
                 const __m256 c = _mm256_set1_ps(corr);
                 for (int d = 0; d < hs; d += 8) _mm256_storeu_ps(orow + d, _mm256_mul_ps(_mm256_loadu_ps(orow + d), c));

@@ -208,14 +208,6 @@ static void gemm_f16_portable(int m, int n, int k, const float *a, int lda, cons
 
 #ifdef MS_X86
 
-MS_AVX2 static inline float hsum256(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
-
 MS_AVX2 static inline float h2f(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
 
 /// 16 packed bytes to 32 nibbles: low nibbles in lanes 0-15, high nibbles in lanes 16-31.
@@ -225,36 +217,15 @@ MS_AVX2 static inline __m256i nibbles(const uint8_t *p) {
     return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
 }
 
-/// Sum of products of unsigned bytes `u` and signed bytes `v`, as 8 int32 lanes converted to float.
-MS_AVX2 static inline __m256 mul_sum_us8(__m256i u, __m256i v) {
-    __m256i dot16 = _mm256_maddubs_epi16(u, v);
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, _mm256_set1_epi16(1)));
-}
-
-/// Sum of products of two signed byte vectors (sign moved onto the second operand for maddubs).
-MS_AVX2 static inline __m256 mul_sum_i8(__m256i x, __m256i y) {
-    __m256i ax = _mm256_sign_epi8(x, x);
-    __m256i sy = _mm256_sign_epi8(y, x);
-    return mul_sum_us8(ax, sy);
-}
-
-MS_AVX2 static float dot_q4_1_q8_1_avx2(int blocks, const void *w, const int8_t *q, const float *d, const float *s) {
-    const uint8_t *x = (const uint8_t *)w;
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0;
-    for (int b = 0; b < blocks; b++, x += 20) {
-        summs = fmaf(h2f(x + 2), s[b], summs);
-        __m256i qx = nibbles(x + 4);
-        __m256i qy = _mm256_loadu_si256((const __m256i *)(q + b * 32));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x) * d[b]), mul_sum_us8(qx, qy), acc);
-    }
-    return hsum256(acc) + summs;
-}
-
 /// 32 lanes of unsigned bytes times signed bytes, summed in fours: maddubs (pairs to int16, no saturation for these
 /// operands: nibbles or absolute values up to 128 times values of at most 127 in magnitude) then madd with ones.
 MS_AVX2 static inline __m256i maddubs_sum(__m256i u, __m256i v) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, v), _mm256_set1_epi16(1));
+}
+
+/// Sum of products of two signed byte vectors (sign moved onto the second operand for maddubs), as floats.
+MS_AVX2 static inline __m256 mul_sum_i8(__m256i x, __m256i y) {
+    return _mm256_cvtepi32_ps(maddubs_sum(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x)));
 }
 
 #define KATTR MS_AVX2
@@ -283,17 +254,6 @@ MS_AVX2 static float dot_q4_0_q8_0_avx2(int blocks, const void *w, const int8_t 
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < blocks; b++, x += 18) {
         __m256i qx = _mm256_sub_epi8(nibbles(x + 2), _mm256_set1_epi8(8));
-        __m256i qy = _mm256_loadu_si256((const __m256i *)(q + b * 32));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x) * d[b]), mul_sum_i8(qx, qy), acc);
-    }
-    return hsum256(acc);
-}
-
-MS_AVX2 static float dot_q8_0_q8_0_avx2(int blocks, const void *w, const int8_t *q, const float *d) {
-    const uint8_t *x = (const uint8_t *)w;
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < blocks; b++, x += 34) {
-        __m256i qx = _mm256_loadu_si256((const __m256i *)(x + 2));
         __m256i qy = _mm256_loadu_si256((const __m256i *)(q + b * 32));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x) * d[b]), mul_sum_i8(qx, qy), acc);
     }
@@ -745,7 +705,9 @@ int ms_set_level(int level) {
 #endif
 
 float ms_dot_q4_1_q8_1(int blocks, const void *w, const int8_t *q, const float *d, const float *s) {
-    return DISPATCH(dot_q4_1_q8_1, (blocks, w, q, d, s));
+    float y;
+    ms_gemv(MS_TYPE_Q4_1, 1, blocks, w, 20 * blocks, q, d, s, &y, 0);
+    return y;
 }
 void ms_dot4_q4_1_q8_1(int blocks, const void *w, const int8_t *q, const float *d, const float *s, int stride, float *out) {
 #ifdef MS_X86
@@ -766,18 +728,18 @@ void ms_gemv(int type, int nrows, int blocks, const void *w, int row_bytes, cons
     const uint8_t *x = (const uint8_t *)w;
 #ifdef MS_X86
     const int level = ms_level();
-    if (level >= MS_LEVEL_AVX2 && (type == 3 || type == 8)) {
+    if (level >= MS_LEVEL_AVX2 && (type == MS_TYPE_Q4_1 || type == MS_TYPE_Q8_0)) {
         const int vnni = level >= MS_LEVEL_AVX512_VNNI;
-        if (type == 3) (vnni ? gemv_q4_1_vnni : gemv_q4_1_avx2)(nrows, blocks, x, (size_t)row_bytes, q, d, s, y, accumulate);
+        if (type == MS_TYPE_Q4_1) (vnni ? gemv_q4_1_vnni : gemv_q4_1_avx2)(nrows, blocks, x, (size_t)row_bytes, q, d, s, y, accumulate);
         else (vnni ? gemv_q8_0_vnni : gemv_q8_0_avx2)(nrows, blocks, x, (size_t)row_bytes, q, d, y, accumulate);
         return;
     }
 #endif
     for (int r = 0; r < nrows; r++) {
         const void *row = x + (size_t)r * (size_t)row_bytes;
-        const float v = type == 3 ? ms_dot_q4_1_q8_1(blocks, row, q, d, s)
-                      : type == 2 ? ms_dot_q4_0_q8_0(blocks, row, q, d)
-                                  : ms_dot_q8_0_q8_0(blocks, row, q, d);
+        const float v = type == MS_TYPE_Q4_1 ? dot_q4_1_q8_1_portable(blocks, row, q, d, s)
+                      : type == MS_TYPE_Q4_0 ? ms_dot_q4_0_q8_0(blocks, row, q, d)
+                                             : dot_q8_0_q8_0_portable(blocks, row, q, d);
         y[r] = accumulate ? y[r] + v : v;
     }
 }
@@ -785,7 +747,9 @@ float ms_dot_q4_0_q8_0(int blocks, const void *w, const int8_t *q, const float *
     return DISPATCH(dot_q4_0_q8_0, (blocks, w, q, d));
 }
 float ms_dot_q8_0_q8_0(int blocks, const void *w, const int8_t *q, const float *d) {
-    return DISPATCH(dot_q8_0_q8_0, (blocks, w, q, d));
+    float y;
+    ms_gemv(MS_TYPE_Q8_0, 1, blocks, w, 34 * blocks, q, d, NULL, &y, 0);
+    return y;
 }
 void ms_quantize_q8(int blocks, const float *x, int8_t *q, float *d, float *s) {
     DISPATCH(quantize_q8, (blocks, x, q, d, s));

@@ -1,12 +1,11 @@
-// Matrix products of quantized weights with a batch of activation rows, fanned out over the thread pool. The loops live here rather than in Swift so the hot path
-// makes no reference-counting traffic: a Swift closure called per row from two threads retains its context each
-// time, and the shared counter's cache line bouncing between cores cost more than the arithmetic (perf: 45%).
+// Matrix products of stored weights with a batch of activation rows, fanned out over the thread pool. The loops live
+// here rather than in Swift so the hot path makes no reference-counting traffic: a Swift closure called per row from
+// two threads retains its context each time, and the shared counter's cache line bouncing between cores cost more
+// than the arithmetic (perf: 45%).
 #include "ms_kernels.h"
 
 #include <math.h>
 #include <string.h>
-
-enum { TYPE_F32 = 0, TYPE_F16 = 1, TYPE_Q4_0 = 2, TYPE_Q4_1 = 3, TYPE_Q8_0 = 8 };
 
 size_t ms_matmul_scratch(int tokens, int cols) {
     const size_t blocks = (size_t)tokens * (size_t)(cols / 32);
@@ -16,7 +15,6 @@ size_t ms_matmul_scratch(int tokens, int cols) {
 
 typedef struct {
     const ms_matrix *w;
-    int count;
     int tokens;
     const float *x;
     const int8_t *q;
@@ -27,19 +25,12 @@ typedef struct {
     int first_chunk[MS_MATMUL_MAX + 1];
 } matmul_job;
 
-/// One product of weight row `r` with activation row `t`.
-static inline float dot_one(const matmul_job *job, const ms_matrix *w, int r, int t) {
+/// One product of a float or half-precision weight row `r` with activation row `t` (quantized rows go through
+/// `ms_gemv` and the four-token kernels).
+static inline float dot_float(const matmul_job *job, const ms_matrix *w, int r, int t) {
     const void *row = (const uint8_t *)w->data + (size_t)r * (size_t)w->row_bytes;
-    const int blocks = w->cols / 32;
-    const int8_t *q = job->q + (size_t)t * (size_t)w->cols;
-    const float *d = job->d + (size_t)t * (size_t)blocks, *s = job->s + (size_t)t * (size_t)blocks;
-    switch (w->type) {
-    case TYPE_Q4_1: return ms_dot_q4_1_q8_1(blocks, row, q, d, s);
-    case TYPE_Q4_0: return ms_dot_q4_0_q8_0(blocks, row, q, d);
-    case TYPE_Q8_0: return ms_dot_q8_0_q8_0(blocks, row, q, d);
-    case TYPE_F16: return ms_dot_f16_f32(w->cols, (const uint16_t *)row, job->x + (size_t)t * (size_t)w->cols);
-    default: return ms_dot_f32(w->cols, (const float *)row, job->x + (size_t)t * (size_t)w->cols);
-    }
+    const float *x = job->x + (size_t)t * (size_t)w->cols;
+    return w->type == MS_TYPE_F16 ? ms_dot_f16_f32(w->cols, (const uint16_t *)row, x) : ms_dot_f32(w->cols, (const float *)row, x);
 }
 
 /// Rows `r0..<r1` of matrix `w` for every token into `y` (row stride `w->rows`): tokens in tiles of 16 so a chunk's
@@ -47,8 +38,8 @@ static inline float dot_one(const matmul_job *job, const ms_matrix *w, int r, in
 /// the weight row once for four; the remaining tokens (all of them when decoding) row after row through `ms_gemv`.
 static void product_rows(const matmul_job *job, const ms_matrix *w, int r0, int r1, float *y, int accumulate) {
     const int tokens = job->tokens, rows = w->rows, blocks = w->cols / 32;
-    const int quantized = w->type == TYPE_Q4_1 || w->type == TYPE_Q4_0 || w->type == TYPE_Q8_0;
-    const int four = w->type == TYPE_Q4_1 || w->type == TYPE_Q8_0;
+    const int quantized = w->type == MS_TYPE_Q4_1 || w->type == MS_TYPE_Q4_0 || w->type == MS_TYPE_Q8_0;
+    const int four = w->type == MS_TYPE_Q4_1 || w->type == MS_TYPE_Q8_0;
     for (int t0 = 0; t0 < tokens; t0 += 16) {
         const int t1 = t0 + 16 < tokens ? t0 + 16 : tokens;
         const int t4 = four ? t0 + (t1 - t0) / 4 * 4 : t0;
@@ -58,7 +49,7 @@ static void product_rows(const matmul_job *job, const ms_matrix *w, int r0, int 
                 float out[4];
                 const int8_t *q = job->q + (size_t)t * (size_t)w->cols;
                 const float *d = job->d + (size_t)t * (size_t)blocks;
-                if (w->type == TYPE_Q4_1)
+                if (w->type == MS_TYPE_Q4_1)
                     ms_dot4_q4_1_q8_1(blocks, row, q, d, job->s + (size_t)t * (size_t)blocks, w->cols, out);
                 else
                     ms_dot4_q8_0_q8_0(blocks, row, q, d, w->cols, out);
@@ -75,7 +66,7 @@ static void product_rows(const matmul_job *job, const ms_matrix *w, int r0, int 
                         job->q + (size_t)t * (size_t)w->cols, job->d + (size_t)t * (size_t)blocks,
                         job->s + (size_t)t * (size_t)blocks, dst + r0, accumulate);
             } else {
-                for (int r = r0; r < r1; r++) dst[r] = accumulate ? dst[r] + dot_one(job, w, r, t) : dot_one(job, w, r, t);
+                for (int r = r0; r < r1; r++) dst[r] = accumulate ? dst[r] + dot_float(job, w, r, t) : dot_float(job, w, r, t);
             }
         }
     }
@@ -107,14 +98,13 @@ void ms_matmul(int count, const ms_matrix *w, int tokens, const float *x, float 
     if (count <= 0 || count > MS_MATMUL_MAX || tokens <= 0) return;
     matmul_job job;
     job.w = w;
-    job.count = count;
     job.tokens = tokens;
     job.x = x;
     job.y = y;
     job.flags = flags;
     const int cols = w[0].cols;
     int quantized = 0;
-    for (int i = 0; i < count; i++) quantized |= w[i].type == TYPE_Q4_1 || w[i].type == TYPE_Q4_0 || w[i].type == TYPE_Q8_0;
+    for (int i = 0; i < count; i++) quantized |= w[i].type == MS_TYPE_Q4_1 || w[i].type == MS_TYPE_Q4_0 || w[i].type == MS_TYPE_Q8_0;
     if (quantized) {
         // Activations quantized once for every matrix of the job (Q8_1: scales and scaled sums; Q8_0 ignores the sums).
         const size_t blocks = (size_t)tokens * (size_t)(cols / 32);

@@ -10,6 +10,15 @@
 /// Functions compiled for the AVX-512 VNNI path.
 #define MS_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
+/// Sum of eight lanes: (i, i+4), then (0, 2) and (1, 3), then the last pair.
+MS_AVX2 static inline __attribute__((unused)) float hsum256(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
 /// e^x for x <= 0 (here x = -z^2): 2^n · p(b) with n = round(x / ln 2), b = x - n ln 2, a degree-5 polynomial.
 MS_AVX2 static inline __attribute__((unused)) __m256 exp_neg_avx2(__m256 x) {
     x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));

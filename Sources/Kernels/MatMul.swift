@@ -18,7 +18,7 @@ public enum Epilogue: Sendable {
     }
 }
 
-/// Up to four weight matrices that read the same input (a layer's Q, K and V, or gate and up), multiplied in one
+/// Up to three weight matrices that read the same input (a layer's Q, K and V, or gate and up), multiplied in one
 /// job on the thread pool with the activations quantized once.
 public struct MatrixGroup: @unchecked Sendable {
     let matrices: [ms_matrix]
@@ -52,7 +52,7 @@ public struct MatMul {
                          epilogue: Epilogue = .store) {
         var matrix = w.matrix
         withUnsafePointer(to: &matrix) { m in
-            run(m, count: 1, columns: w.columns, x, tokens: tokens, outputs: (y, nil, nil, nil), flags: epilogue.flags)
+            run(m, count: 1, columns: w.columns, x, tokens: tokens, outputs: (y, nil, nil), flags: epilogue.flags)
         }
     }
 
@@ -60,23 +60,22 @@ public struct MatMul {
     public func multiply(_ group: MatrixGroup, _ x: UnsafePointer<Float>, tokens: Int, into y0: UnsafeMutablePointer<Float>,
                          _ y1: UnsafeMutablePointer<Float>? = nil, _ y2: UnsafeMutablePointer<Float>? = nil,
                          epilogue: Epilogue = .store) {
-        precondition(group.matrices.count <= 3, "at most three outputs")
         precondition(epilogue != .swiGLU || (group.matrices.count == 2 && group.matrices[0].rows == group.matrices[1].rows),
                      "SwiGLU takes two matrices of the same shape")
         group.matrices.withUnsafeBufferPointer { m in
-            run(m.baseAddress!, count: m.count, columns: group.columns, x, tokens: tokens, outputs: (y0, y1, y2, nil),
+            run(m.baseAddress!, count: m.count, columns: group.columns, x, tokens: tokens, outputs: (y0, y1, y2),
                 flags: epilogue.flags)
         }
     }
 
     private func run(_ m: UnsafePointer<ms_matrix>, count: Int, columns: Int, _ x: UnsafePointer<Float>, tokens: Int,
-                     outputs: (UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?),
+                     outputs: (UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?),
                      flags: Int32) {
         guard tokens > 0 else { return }
         scratch.reserve(ms_matmul_scratch(Int32(tokens), Int32(columns)))
         var outputs = outputs
         withUnsafePointer(to: &outputs) { tuple in
-            tuple.withMemoryRebound(to: UnsafeMutablePointer<Float>?.self, capacity: 4) { y in
+            tuple.withMemoryRebound(to: UnsafeMutablePointer<Float>?.self, capacity: 3) { y in
                 ms_matmul(Int32(count), m, Int32(tokens), x, y, flags, Int32(threads), scratch.pointer)
             }
         }

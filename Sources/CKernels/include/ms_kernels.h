@@ -13,6 +13,9 @@ extern "C" {
 /// Kernel paths, from the most portable up.
 enum ms_level { MS_LEVEL_PORTABLE = 0, MS_LEVEL_AVX2 = 1, MS_LEVEL_AVX512_VNNI = 2 };
 
+/// ggml tensor type ids the kernels take.
+enum ms_type { MS_TYPE_F32 = 0, MS_TYPE_F16 = 1, MS_TYPE_Q4_0 = 2, MS_TYPE_Q4_1 = 3, MS_TYPE_Q8_0 = 8 };
+
 /// The best path this CPU supports.
 int ms_detect_level(void);
 /// The path in use (defaults to the detected one).
@@ -30,7 +33,7 @@ void ms_dot4_q4_1_q8_1(int blocks, const void *w, const int8_t *q, const float *
 void ms_dot4_q8_0_q8_0(int blocks, const void *w, const int8_t *q, const float *d, int stride, float *out);
 
 /// `y[r] = dot(row r, activations)` (or `y[r] +=` with `accumulate`) for `nrows` rows of a Q4_1, Q4_0 or Q8_0 matrix
-/// (ggml type id `type`, rows `row_bytes` apart) and one quantized activation row; each result bit-identical to the
+/// (`type` an `ms_type`, rows `row_bytes` apart) and one quantized activation row; each result bit-identical to the
 /// single-row kernels'; the row loop runs inside the path's kernel.
 void ms_gemv(int type, int nrows, int blocks, const void *w, int row_bytes, const int8_t *q, const float *d, const float *s,
              float *y, int accumulate);
@@ -107,7 +110,7 @@ typedef struct {
 } ms_matrix;
 
 /// Most matrices one `ms_matmul` job takes.
-#define MS_MATMUL_MAX 4
+#define MS_MATMUL_MAX 3
 /// `ms_matmul` flags: add the products to `y` instead of storing them (a residual connection).
 #define MS_MATMUL_ACCUMULATE 1
 /// Two matrices of equal shape (gate and up): `y[0] = silu(x·W0ᵀ) · (x·W1ᵀ)`, with `y[1]` as scratch.

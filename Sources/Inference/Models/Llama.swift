@@ -205,9 +205,8 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
                         ws.segments.removeAll(keepingCapacity: true)
                         ws.segments.append(Segment(cache: cache, first: 0, count: b1 - b0))
                         ws.outputRows.removeAll(keepingCapacity: true)
-                        for r in max(b0, selected.lowerBound)..<max(max(b0, selected.lowerBound), min(b1, selected.upperBound)) {
-                            ws.outputRows.append(r - b0)
-                        }
+                        let first = max(b0, selected.lowerBound), end = min(b1, selected.upperBound)
+                        if first < end { ws.outputRows += (first - b0)..<(end - b0) }
                         let done = max(0, min(b0, selected.upperBound) - selected.lowerBound)  // selected rows before b0
                         pass(UnsafeBufferPointer(rebasing: idp[b0..<b1]), segments: ws.segments, outputRows: ws.outputRows, ws: ws,
                              layers: layers, logits: full ? lp.baseAddress.map { $0 + done * c.vocabularySize } : nil,
