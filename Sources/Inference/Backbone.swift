@@ -6,6 +6,9 @@ public protocol Backbone: Sendable {
     var identifier: String { get }
     /// One feature vector per text, in order.
     func embed(_ texts: [String]) throws -> [[Float]]
+    /// Tokens `text` becomes before truncation (with any tokens the backbone adds around it), and how many of them
+    /// the backbone reads: fewer when the text is longer than its token limit.
+    func tokenCounts(_ text: String) -> (tokens: Int, kept: Int)
 }
 
 /// How a decoder's per-token hidden states become one vector.
@@ -40,6 +43,11 @@ public struct DecoderBackbone: Backbone {
 
     public var identifier: String {
         "gguf:\(loaded.file.metadata["general.name"]?.stringValue ?? "model"):\(loaded.file.storage.count):\(pooling.rawValue):\(layer.map(String.init) ?? "final")"
+    }
+
+    public func tokenCounts(_ text: String) -> (tokens: Int, kept: Int) {
+        let n = loaded.tokenizer.encode(text, parseSpecial: false).count
+        return (n, min(n, maxTokens))
     }
 
     public func embed(_ texts: [String]) throws -> [[Float]] {

@@ -15,12 +15,19 @@ public struct GenerateParameters: Sendable, Equatable {
     public var seed: UInt64 = 0
     /// Repetition penalty (nil = off).
     public var repetitionPenalty: Float?
-    /// Generation stops before any of these strings; the string is not returned.
+    /// Generation stops before any of these strings; the string is not returned. Matched on UTF-8 bytes.
     public var stop: [String] = []
+    /// OpenAI's presence penalty: subtracted once from the score of every token generated so far (0 = off).
+    public var presencePenalty: Float = 0
+    /// OpenAI's frequency penalty: subtracted from a token's score once per time it was generated (0 = off).
+    public var frequencyPenalty: Float = 0
+    /// Added to the scores of these token ids before sampling (OpenAI's `logit_bias`, -100…100).
+    public var logitBias: [Int: Float] = [:]
 
     /// Defaults: greedy, 256 tokens.
     public init(maxTokens: Int = 256, temperature: Float = 0, topK: Int = 0, topP: Float = 1, seed: UInt64 = 0,
-                repetitionPenalty: Float? = nil, stop: [String] = []) {
+                repetitionPenalty: Float? = nil, stop: [String] = [], presencePenalty: Float = 0, frequencyPenalty: Float = 0,
+                logitBias: [Int: Float] = [:]) {
         self.maxTokens = maxTokens
         self.temperature = temperature
         self.topK = topK
@@ -28,6 +35,9 @@ public struct GenerateParameters: Sendable, Equatable {
         self.seed = seed
         self.repetitionPenalty = repetitionPenalty
         self.stop = stop
+        self.presencePenalty = presencePenalty
+        self.frequencyPenalty = frequencyPenalty
+        self.logitBias = logitBias
     }
 }
 
@@ -74,6 +84,11 @@ public struct GenerationSummary: Sendable {
 
 /// The token-by-token loop: evaluate, process scores, sample, decode text, check stops.
 ///
+/// Text is byte-exact: each `.token` event carries the UTF-8 that became final with that token
+/// (``StreamingDetokenizer`` holds back unfinished sequences, ``StopMatcher`` a tail that may still become a stop
+/// string), so the events' texts concatenate to the summary's text, which is what the generated tokens decode to,
+/// cut before the first stop string.
+///
 /// Synchronous and single-sequence; ``generate(_:prompt:parameters:processors:)`` streams it asynchronously.
 public struct TokenGenerator {
     let model: any LanguageModel
@@ -84,9 +99,9 @@ public struct TokenGenerator {
     let cache: KVCache
     var logits: [Float] = []
     var generated: [Int] = []
-    var pendingBytes: [UInt8] = []
-    var text = ""
-    var emittedCount = 0
+    var detokenizer = StreamingDetokenizer()
+    var stops: StopMatcher
+    var emitted: [UInt8] = []
     var finished: StopReason?
     var summaryDelivered = false
     let promptTokens: Int
@@ -102,10 +117,17 @@ public struct TokenGenerator {
         self.model = model
         self.tokenizer = tokenizer
         self.parameters = parameters
-        var chain = processors
-        if let p = parameters.repetitionPenalty { chain.insert(RepetitionPenalty(penalty: p), at: 0) }
+        // Penalties and biases first, constraints (the caller's processors) last: nothing can lift a masked token.
+        var chain: [any LogitProcessor] = []
+        if let p = parameters.repetitionPenalty { chain.append(RepetitionPenalty(penalty: p)) }
+        if parameters.presencePenalty != 0 || parameters.frequencyPenalty != 0 {
+            chain.append(OccurrencePenalty(presence: parameters.presencePenalty, frequency: parameters.frequencyPenalty))
+        }
+        if !parameters.logitBias.isEmpty { chain.append(LogitBias(parameters.logitBias)) }
+        chain += processors
         for i in chain.indices { chain[i].prompt(prompt) }
         self.processors = chain
+        stops = StopMatcher(stops: parameters.stop)
         sampler = parameters.temperature <= 0
             ? ArgMaxSampler()
             : CategoricalSampler(temperature: parameters.temperature, topK: parameters.topK, topP: parameters.topP, seed: parameters.seed)
@@ -121,12 +143,23 @@ public struct TokenGenerator {
         if parameters.maxTokens <= 0 { finished = .maxTokens }
     }
 
+    /// The `count` most probable next tokens under the model (before processors), best first, with their
+    /// log-probabilities: what `top_logprobs` reports for the token that ``next()`` will sample.
+    public func topLogProbabilities(_ count: Int) -> [(token: Int, logProbability: Double)] {
+        guard count > 0, !logits.isEmpty else { return [] }
+        let top = CategoricalSampler.topIndices(logits, count: min(count, logits.count))
+            .sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        let maxLogit = Double(logits.max()!)
+        let logSum = maxLogit + Foundation.log(logits.reduce(0.0) { $0 + Foundation.exp(Double($1) - maxLogit) })
+        return top.map { ($0, Double(logits[$0]) - logSum) }
+    }
+
     /// The next event, or nil after `.finished` has been returned.
     public mutating func next() throws -> GenerationEvent? {
         if let reason = finished {
             if summaryDelivered { return nil }
             summaryDelivered = true
-            return .finished(GenerationSummary(reason: reason, text: String(text.prefix(emittedCount)), tokens: generated,
+            return .finished(GenerationSummary(reason: reason, text: String(decoding: emitted, as: UTF8.self), tokens: generated,
                                                promptTokens: promptTokens, promptSeconds: promptSeconds, generationSeconds: generationSeconds))
         }
         let clock = ContinuousClock.now
@@ -140,26 +173,15 @@ public struct TokenGenerator {
 
         if tokenizer.isEndOfGeneration(token) {
             finished = .endOfTurn
-            return .token(id: token, text: flush(), logProbability: logProbability)
+            let out = flush()
+            emitted += out
+            return .token(id: token, text: String(decoding: out, as: UTF8.self), logProbability: logProbability)
         }
-        pendingBytes += tokenizer.bytes(of: token, special: false)
-        let completed = takeCompleteUTF8()
-        text += completed
-        var out = ""
-        if let stop = firstStop() {
-            finished = .stopString(stop.string)
-            out = String(text[text.index(text.startIndex, offsetBy: emittedCount)..<stop.range.lowerBound])
-            emittedCount = text.distance(from: text.startIndex, to: stop.range.lowerBound)
-            return .token(id: token, text: out, logProbability: logProbability)
-        }
-        // Hold back a tail that may still become a stop string.
-        let holdBack = parameters.stop.map { longestSuffixPrefix(of: text, stop: $0) }.max() ?? 0
-        let safeEnd = text.count - holdBack
-        if safeEnd > emittedCount {
-            out = String(text.dropFirst(emittedCount).prefix(safeEnd - emittedCount))
-            emittedCount = safeEnd
-        }
-        if processors.contains(where: \.isFinished) {
+        var (out, stop) = stops.feed(detokenizer.append(tokenizer.bytes(of: token, special: false)))
+        if let stop {
+            finished = .stopString(stop)
+            _ = detokenizer.finish()
+        } else if processors.contains(where: \.isFinished) {
             finished = .complete
             out += flush()
         } else if generated.count >= parameters.maxTokens {
@@ -171,52 +193,15 @@ public struct TokenGenerator {
         } else {
             logits = Array(try model.forward([token], cache: cache, outputs: .last).logits)
         }
-        return .token(id: token, text: out, logProbability: logProbability)
+        emitted += out
+        return .token(id: token, text: String(decoding: out, as: UTF8.self), logProbability: logProbability)
     }
 
-    /// Emits everything still held back (at the end of generation).
-    private mutating func flush() -> String {
-        if !pendingBytes.isEmpty {
-            text += String(decoding: pendingBytes, as: UTF8.self)
-            pendingBytes = []
-        }
-        let rest = String(text.dropFirst(emittedCount))
-        emittedCount = text.count
-        return rest
-    }
-
-    /// Removes and returns the longest prefix of the pending bytes that is complete UTF-8.
-    private mutating func takeCompleteUTF8() -> String {
-        var end = pendingBytes.count
-        // Back up over an unfinished multi-byte sequence at the end (at most 3 bytes).
-        var i = pendingBytes.count - 1
-        var continuation = 0
-        while i >= 0 && continuation < 4 && pendingBytes[i] & 0xC0 == 0x80 { i -= 1; continuation += 1 }
-        if i >= 0 {
-            let lead = pendingBytes[i]
-            let length = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1
-            if length > continuation + 1 { end = i }
-        }
-        let done = String(decoding: pendingBytes[0..<end], as: UTF8.self)
-        pendingBytes.removeFirst(end)
-        return done
-    }
-
-    private func firstStop() -> (string: String, range: Range<String.Index>)? {
-        var best: (String, Range<String.Index>)?
-        for s in parameters.stop where !s.isEmpty {
-            if let r = text.range(of: s), best == nil || r.lowerBound < best!.1.lowerBound { best = (s, r) }
-        }
-        return best
-    }
-
-    private func longestSuffixPrefix(of text: String, stop: String) -> Int {
-        var n = min(text.count, stop.count - 1)
-        while n > 0 {
-            if text.hasSuffix(stop.prefix(n)) { return n }
-            n -= 1
-        }
-        return 0
+    /// Releases everything held back at the end of generation: a tail that can no longer become a stop string.
+    /// An unfinished UTF-8 sequence (the budget ended inside a character) is dropped, not shown as U+FFFD.
+    private mutating func flush() -> [UInt8] {
+        _ = detokenizer.finish()
+        return stops.finish()
     }
 }
 

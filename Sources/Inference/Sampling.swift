@@ -167,3 +167,40 @@ public enum LogProbabilities {
         return Double(logits[logits.startIndex + token]) - maxLogit - Foundation.log(sum)
     }
 }
+
+/// OpenAI's presence and frequency penalties over the generated tokens (the prompt does not count):
+/// `score[j] -= count[j] * frequency + (count[j] > 0 ? presence : 0)`, as the OpenAI API reference defines them.
+public struct OccurrencePenalty: LogitProcessor {
+    /// Subtracted once from every token that has appeared.
+    public var presence: Float
+    /// Subtracted once per appearance.
+    public var frequency: Float
+    private var counts: [Int: Int] = [:]
+
+    /// Penalties as OpenAI's `presence_penalty` and `frequency_penalty` (-2…2).
+    public init(presence: Float, frequency: Float) {
+        self.presence = presence
+        self.frequency = frequency
+    }
+
+    public func process(_ logits: inout [Float]) {
+        for (token, count) in counts where token < logits.count {
+            logits[token] -= Float(count) * frequency + presence
+        }
+    }
+
+    public mutating func didSample(_ token: Int) { counts[token, default: 0] += 1 }
+}
+
+/// Adds a fixed bias to chosen tokens' scores (OpenAI's `logit_bias`: -100 bans a token, 100 forces it).
+public struct LogitBias: LogitProcessor {
+    /// Bias by token id.
+    public let bias: [Int: Float]
+
+    /// A bias table.
+    public init(_ bias: [Int: Float]) { self.bias = bias }
+
+    public func process(_ logits: inout [Float]) {
+        for (token, b) in bias where token >= 0 && token < logits.count { logits[token] += b }
+    }
+}

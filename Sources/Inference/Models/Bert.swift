@@ -116,6 +116,11 @@ public final class BertEncoder: Backbone, @unchecked Sendable {
         }
     }
 
+    public func tokenCounts(_ text: String) -> (tokens: Int, kept: Int) {
+        let n = tokenizer.pieces(text).count + 2  // [CLS] and [SEP]
+        return (n, min(n, tokenizer.maxLength))
+    }
+
     public func embed(_ texts: [String]) throws -> [[Float]] {
         try embed(tokens: texts.map(tokenizer.encode))
     }
