@@ -2,16 +2,15 @@ import Foundation
 
 /// A byte-level pushdown automaton that accepts exactly the JSON texts the constraint allows for a schema.
 ///
-/// Generated JSON is compact except for short whitespace runs at structural positions (what models write after
-/// `:` and `,`, or when pretty-printing); objects list their properties in declaration order; strings under a
+/// Generated JSON is compact unless whitespace runs are allowed at structural positions (``maxWhitespace``); objects list their properties in declaration order; strings under a
 /// pattern or format are written without escapes; numbers without exponents. Every text it accepts validates
 /// against the schema. States are interned on first use and transitions are cached, so after warm-up a byte costs
 /// one table lookup. Not thread-safe: one generation at a time per automaton.
 public final class SchemaAutomaton: @unchecked Sendable {
     /// The schema.
     public let schema: Schema
-    /// Longest whitespace run allowed at a structural position.
-    static let maxWhitespace: UInt8 = 24
+    /// Longest whitespace run allowed at a structural position (0: compact JSON, the default).
+    public let maxWhitespace: UInt8
     /// Deepest nesting (recursive schemas stop here).
     static let maxDepth = 48
     /// Digits allowed before and after the decimal point.
@@ -32,9 +31,11 @@ public final class SchemaAutomaton: @unchecked Sendable {
     /// The state before the first byte.
     public private(set) var initial: Int32 = 0
 
-    /// Builds the automaton for a compiled schema.
-    public init(schema: Schema) {
+    /// Builds the automaton for a compiled schema; `maxWhitespace` bytes of whitespace may stand at each structural
+    /// position (0 generates compact JSON: models given room pad with long runs of newlines, costing tokens).
+    public init(schema: Schema, maxWhitespace: UInt8 = 0) {
         self.schema = schema
+        self.maxWhitespace = maxWhitespace
         var start: [[Frame]] = []
         expand([], node: schema.root, depth: 0, into: &start)
         initial = intern(start)
@@ -120,6 +121,8 @@ public final class SchemaAutomaton: @unchecked Sendable {
                 .reduce(0) { $0 + $1.name.utf8.count + 4 + minimumLength($1.node) }
         case let .array(item, minItems, _):
             return 1 + max(0, minItems - Int(f.a)) * (minimumLength(item) + 1)
+        // Still needed at least: "{}" before '{'; ':' + a value + '}' after a key; a value + '}' after ':'; '}'.
+        case .map: return f.phase == 0 ? 2 : f.phase == 9 ? 3 : f.phase == 10 ? 2 : 1
         case let .string(_, _, minLength, _):
             return f.phase == 0 ? 2 + minLength : 1 + max(0, minLength - Int(f.b))
         case .literal: return literalTries.payload[Int(f.a)] >= 0 ? 0 : 1
@@ -145,6 +148,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
         case .number: m = 1
         case let .anyOf(branches, _): m = branches.map(minimumLength).min() ?? 1
         case .reference: m = 1
+        case .map: m = 2
         }
         minimumLengths[node] = m
         return m
@@ -190,7 +194,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
         switch schema.nodes[resolved] {
         case let .anyOf(branches, _):
             for b in branches { expand(rest, node: b, depth: depth + 1, into: &out) }
-        case .object: out.append(rest + [Frame(kind: .object, node: node)])
+        case .object, .map: out.append(rest + [Frame(kind: .object, node: node)])
         case .array: out.append(rest + [Frame(kind: .array, node: node)])
         case let .string(pattern, format, _, _):
             let p = pattern ?? format.map { schema.formatPatterns[$0]! }
@@ -214,7 +218,8 @@ public final class SchemaAutomaton: @unchecked Sendable {
         guard var parent = rest.last else { return [] }
         var r = rest
         switch parent.kind {
-        case .object: parent.phase = 6
+        // A map's key string ended: its ':' comes next. Any other member value ended: ',' or '}'.
+        case .object: parent.phase = parent.phase == 8 ? 9 : 6
         case .array: parent.phase = 3; parent.a += 1
         default: break
         }
@@ -232,7 +237,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
         rest.removeLast()
         func push(_ f: Frame) { out.append(rest + [f]) }
         func whitespace() -> Bool {
-            guard Self.isWhitespace(byte), top.ws < Self.maxWhitespace else { return false }
+            guard Self.isWhitespace(byte), top.ws < maxWhitespace else { return false }
             top.ws += 1
             push(top)
             return true
@@ -245,6 +250,34 @@ public final class SchemaAutomaton: @unchecked Sendable {
 
         switch top.kind {
         case .object:
+            if case let .map(key, value) = schema.nodes[Int(top.node)] {
+                // Phases: 0 before '{', 1 after '{', 8 in a key, 9 after a key, 10 after ':', 5 in a value,
+                // 6 after a member, 7 after ','.
+                switch top.phase {
+                case 0:
+                    if byte == UInt8(ascii: "{") { top.phase = 1; push(top) }
+                case 1, 6, 7:
+                    if whitespace() { return }
+                    if byte == UInt8(ascii: "\""), top.phase != 6 {
+                        top.phase = 8; top.ws = 0
+                        child(key)
+                    } else if byte == UInt8(ascii: "}"), top.phase != 7 {
+                        out.append(finished(rest))
+                    } else if byte == UInt8(ascii: ","), top.phase == 6 {
+                        top.phase = 7; top.ws = 0; push(top)
+                    }
+                case 9:
+                    if whitespace() { return }
+                    if byte == UInt8(ascii: ":") { top.phase = 10; top.ws = 0; push(top) }
+                case 10:
+                    if whitespace() { return }
+                    top.phase = 5; top.ws = 0
+                    child(value)
+                default:
+                    return
+                }
+                return
+            }
             guard case let .object(properties, _) = schema.nodes[Int(top.node)] else { return }
             /// Whether a member may still follow (members are written in declaration order).
             func candidates(_ next: Int) -> Bool { next < properties.count }

@@ -49,6 +49,9 @@ enum SchemaNode: Sendable {
     case anyOf([Int], exclusive: Bool)
     /// A `$ref` whose target is compiled later (resolved before use).
     case reference(Int)
+    /// An object with any members: keys are strings of `key`, values of `value` (`{"type": "object"}` with no
+    /// declared properties).
+    case map(key: Int, value: Int)
 }
 
 /// A JSON Schema compiled for constrained decoding and validation.
@@ -67,7 +70,7 @@ public final class Schema: @unchecked Sendable {
         ("$defs / definitions", "any", "named schemas for $ref"),
         ("properties", "object", "member schemas, generated in declaration order"),
         ("required", "object", "members that must appear"),
-        ("additionalProperties", "object", "false; true is accepted but no undeclared member is generated"),
+        ("additionalProperties", "object", "false; true is accepted but no undeclared member is generated, except that an object with no properties is any JSON object"),
         ("items", "array", "the schema of every item"),
         ("minItems / maxItems", "array", "item count bounds"),
         ("pattern", "string", "a regular expression in the documented subset (searched, as ECMA-262 does, unless anchored)"),
@@ -113,6 +116,9 @@ public final class Schema: @unchecked Sendable {
         return i
     }
 
+    /// Any JSON object (OpenAI's `json_object` response format).
+    public static let anyObject: Schema = try! Schema(document: .object([("type", .string("object"))]))
+
     /// Member names of the root object (empty when the root is not an object).
     public var topLevelProperties: [String] {
         guard case let .object(properties, _) = nodes[resolved(root)] else { return [] }
@@ -133,6 +139,18 @@ private struct SchemaCompiler {
     init(schema: Schema, document: JSONValue) {
         self.schema = schema
         self.document = document
+    }
+
+    /// Any JSON object: string keys, values of any type (nesting is bounded by the automaton's depth).
+    mutating func anyObject() -> Int {
+        let value = add(.anyOf([], exclusive: false))
+        let key = add(.string(pattern: nil, format: nil, minLength: 0, maxLength: nil))
+        let object = add(.map(key: key, value: value))
+        let array = add(.array(item: value, minItems: 0, maxItems: nil))
+        let number = add(.number(integer: false, minimum: nil, maximum: nil))
+        let literal = add(.literal([.bool(true), .bool(false), .null]))
+        schema.nodes[value] = .anyOf([object, array, key, number, literal], exclusive: false)
+        return object
     }
 
     mutating func add(_ node: SchemaNode) -> Int {
@@ -301,6 +319,8 @@ private struct SchemaCompiler {
                 }
                 allowsOthers = b
             }
+            // An object that declares nothing and allows anything is any JSON object, not only {}.
+            if properties.isEmpty && allowsOthers { return anyObject() }
             return add(.object(properties, allowsOthers: allowsOthers))
         case "array":
             guard let items = keys["items"] else {

@@ -75,9 +75,9 @@ public final class TokenConstraint: @unchecked Sendable {
     /// Masks computed.
     public private(set) var masksComputed = 0
 
-    /// Compiles `schema` for a tokenizer's vocabulary.
-    public init(schema: Schema, vocabulary: VocabularyTrie) {
-        automaton = SchemaAutomaton(schema: schema)
+    /// Compiles `schema` for a tokenizer's vocabulary (`maxWhitespace`: see ``SchemaAutomaton/maxWhitespace``).
+    public init(schema: Schema, vocabulary: VocabularyTrie, maxWhitespace: UInt8 = 0) {
+        automaton = SchemaAutomaton(schema: schema, maxWhitespace: maxWhitespace)
         self.vocabulary = vocabulary
     }
 
@@ -205,11 +205,13 @@ public final class ConstraintCache: @unchecked Sendable {
         vocabulary = VocabularyTrie(tokenizer: tokenizer)
     }
 
-    /// The constraint for `schema`, compiled on first request.
-    public func constraint(for schema: Schema) -> TokenConstraint {
-        if let c = compiled[schema.digest] { return c }
-        let c = TokenConstraint(schema: schema, vocabulary: vocabulary)
-        compiled[schema.digest] = c
+    /// The constraint for `schema` with at most `maxWhitespace` whitespace bytes per structural position, compiled on
+    /// first request.
+    public func constraint(for schema: Schema, maxWhitespace: UInt8 = 0) -> TokenConstraint {
+        let key = schema.digest + "/" + String(maxWhitespace)
+        if let c = compiled[key] { return c }
+        let c = TokenConstraint(schema: schema, vocabulary: vocabulary, maxWhitespace: maxWhitespace)
+        compiled[key] = c
         return c
     }
 }

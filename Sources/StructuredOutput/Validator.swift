@@ -83,6 +83,12 @@ extension Schema {
             for p in properties where p.required && !seen.contains(p.name) {
                 out.append(Violation(path: path, reason: "required member '\(p.name)' is missing"))
             }
+        case let .map(key, valueNode):
+            guard case let .object(members) = value else { out.append(Violation(path: path, reason: "expected an object, got \(value)")); return }
+            for m in members {
+                check(.string(m.key), node: key, path: path + "/" + m.key, into: &out)
+                check(m.value, node: valueNode, path: path + "/" + m.key, into: &out)
+            }
         }
     }
 

@@ -82,8 +82,13 @@ struct KeywordTests {
     @Test("the automaton accepts valid and rejects invalid text, as the validator does", arguments: cases)
     func keyword(_ c: Case) throws {
         let s = try schema(c.schema)
-        let automaton = SchemaAutomaton(schema: s)
+        // With whitespace allowed between tokens, as when configured; the default compact form is tested below.
+        let automaton = SchemaAutomaton(schema: s, maxWhitespace: 24)
+        let compact = SchemaAutomaton(schema: s)
         for text in c.valid {
+            // The compact automaton accepts a valid text exactly when it has no whitespace outside strings.
+            if let parsed = try? JSONValue.parse(text), parsed.description == text { #expect(compact.accepts(text), "compact rejects \(text)") }
+            if text.contains("\n") || text.contains(": ") { #expect(!compact.accepts(text), "compact accepts padded \(text)") }
             let violations = s.violations(of: try JSONValue.parse(text))
             #expect(violations.isEmpty, "validator rejects valid \(text): \(violations)")
             #expect(automaton.accepts(text), "automaton rejects valid \(text)")
@@ -100,9 +105,29 @@ struct KeywordTests {
     @Test("random walks through the automaton always end in text that validates", arguments: cases)
     func randomWalksValidate(_ c: Case) throws {
         let s = try schema(c.schema)
+        for automaton in [SchemaAutomaton(schema: s), SchemaAutomaton(schema: s, maxWhitespace: 24)] {
+            for text in randomTexts(automaton, count: 150, seed: 7) {
+                #expect(s.accepts(text), "\(c.keyword): generated \(text.debugDescription) does not validate")
+            }
+        }
+    }
+
+    @Test("an object with no declared members is any JSON object (json_object), and random walks through it validate")
+    func anyObject() throws {
+        let s = Schema.anyObject
         let automaton = SchemaAutomaton(schema: s)
-        for text in randomTexts(automaton, count: 150, seed: 7) {
-            #expect(s.accepts(text), "\(c.keyword): generated \(text.debugDescription) does not validate")
+        for text in [#"{}"#, #"{"a":1}"#, #"{"name":"Ana","tags":["x",{"k":null}],"n":-1.5,"ok":true}"#, #"{"é":"🇫🇷"}"#] {
+            #expect(automaton.accepts(text), "\(text)")
+            #expect(s.accepts(text))
+        }
+        for text in [#"[]"#, #""x""#, #"{"a"}"#, #"{"a":}"#, #"{,}"#, #"{"a":1,}"#, "null"] {
+            #expect(!automaton.accepts(text), "\(text)")
+        }
+        let texts = randomTexts(automaton, count: 200, seed: 11)
+        #expect(texts.contains { $0.count > 2 }, "random walks only produce {}")
+        for text in texts {
+            #expect(s.accepts(text), "generated \(text.debugDescription) does not validate")
+            #expect((try? JSONValue.parse(text)).map { if case .object = $0 { true } else { false } } == true)
         }
     }
 }
