@@ -34,6 +34,10 @@ public final class PostgresStore: DecisionStore {
                     for statement in SQL.schema(real: "DOUBLE PRECISION") {
                         try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                     }
+                    for added in SQL.addedColumns(real: "DOUBLE PRECISION") {
+                        try await connection.query(PostgresQuery(unsafeSQL: "ALTER TABLE \(added.table) ADD COLUMN IF NOT EXISTS \(added.column) \(added.type)"),
+                                                   logger: logger)
+                    }
                 }
             }
         } catch {

@@ -37,11 +37,17 @@ public struct DecisionRecord: Sendable, Equatable {
     public var modelVersion: String
     /// Digest of the adapter file.
     public var adapterVersion: String?
+    /// Tokens the backbone's tokenizer made of the input (classification; nil when not measured).
+    public var inputTokens: Int?
+    /// Tokens the backbone read: fewer than ``inputTokens`` when the input was truncated to the task's limit.
+    public var tokensKept: Int?
 
     /// A record from its parts.
     public init(id: String, task: String, createdAt: Date, input: String?, inputSHA256: String, label: String?, fieldsJSON: String?,
                 confidence: Double?, route: String, reason: String, detail: String, tier: String, draftJSON: String?,
-                escalationJSON: String?, latencyJSON: String, modelVersion: String, adapterVersion: String?) {
+                escalationJSON: String?, latencyJSON: String, modelVersion: String, adapterVersion: String?,
+                inputTokens: Int? = nil, tokensKept: Int? = nil) {
+        self.inputTokens = inputTokens; self.tokensKept = tokensKept
         self.id = id; self.task = task; self.createdAt = createdAt; self.input = input; self.inputSHA256 = inputSHA256
         self.label = label; self.fieldsJSON = fieldsJSON; self.confidence = confidence; self.route = route; self.reason = reason
         self.detail = detail; self.tier = tier; self.draftJSON = draftJSON; self.escalationJSON = escalationJSON
@@ -178,7 +184,7 @@ public protocol DecisionStore: Sendable {
 
 /// The SQL both stores share (SQLite and PostgreSQL read `$1`-style parameters alike here).
 enum SQL {
-    static let decisionColumns = "id, task, created_at, input, input_sha256, label, fields, confidence, route, reason, detail, tier, draft, escalation, latency, model_version, adapter_version"
+    static let decisionColumns = "id, task, created_at, input, input_sha256, label, fields, confidence, route, reason, detail, tier, draft, escalation, latency, model_version, adapter_version, input_tokens, tokens_kept"
     static let reviewColumns = "decision_id, task, text, draft_label, draft_fields, confidence, reason, detail, status, claimed_by, claimed_at, resolved_label, resolved_fields, outcome, resolved_by, resolved_at, created_at"
     static let exampleColumns = "task, text, label, fields, source, decision_id, reviewer, created_at"
 
@@ -189,7 +195,7 @@ enum SQL {
             CREATE TABLE IF NOT EXISTS decisions (id TEXT PRIMARY KEY, task TEXT NOT NULL, created_at \(real) NOT NULL, input TEXT,
               input_sha256 TEXT NOT NULL, label TEXT, fields TEXT, confidence \(real), route TEXT NOT NULL, reason TEXT NOT NULL,
               detail TEXT NOT NULL, tier TEXT NOT NULL, draft TEXT, escalation TEXT, latency TEXT NOT NULL, model_version TEXT NOT NULL,
-              adapter_version TEXT)
+              adapter_version TEXT, input_tokens \(real), tokens_kept \(real))
             """,
             "CREATE INDEX IF NOT EXISTS decisions_task_time ON decisions (task, created_at)",
             """
@@ -206,7 +212,12 @@ enum SQL {
         ]
     }
 
-    static let insertDecision = "INSERT INTO decisions (\(decisionColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    /// Columns added after the first release, for logs created before them: (table, column, type).
+    static func addedColumns(real: String) -> [(table: String, column: String, type: String)] {
+        [("decisions", "input_tokens", real), ("decisions", "tokens_kept", real)]
+    }
+
+    static let insertDecision = "INSERT INTO decisions (\(decisionColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
     static let insertReview = "INSERT INTO reviews (\(reviewColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     static let insertExample = "INSERT INTO examples (\(exampleColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 
@@ -214,7 +225,8 @@ enum SQL {
         [.text(d.id), .text(d.task), .real(d.createdAt.timeIntervalSince1970), .optionalText(d.input), .text(d.inputSHA256),
          .optionalText(d.label), .optionalText(d.fieldsJSON), .optionalReal(d.confidence), .text(d.route), .text(d.reason),
          .text(d.detail), .text(d.tier), .optionalText(d.draftJSON), .optionalText(d.escalationJSON), .text(d.latencyJSON),
-         .text(d.modelVersion), .optionalText(d.adapterVersion)]
+         .text(d.modelVersion), .optionalText(d.adapterVersion), .optionalReal(d.inputTokens.map(Double.init)),
+         .optionalReal(d.tokensKept.map(Double.init))]
     }
 
     static func reviewValues(_ r: ReviewItem) -> [Value] {
@@ -291,7 +303,8 @@ extension Row {
             input: try text("input"), inputSHA256: try required("input_sha256"), label: try text("label"), fieldsJSON: try text("fields"),
             confidence: try real("confidence"), route: try required("route"), reason: try required("reason"), detail: try required("detail"),
             tier: try required("tier"), draftJSON: try text("draft"), escalationJSON: try text("escalation"), latencyJSON: try required("latency"),
-            modelVersion: try required("model_version"), adapterVersion: try text("adapter_version"))
+            modelVersion: try required("model_version"), adapterVersion: try text("adapter_version"),
+            inputTokens: try real("input_tokens").flatMap { Int(exactly: $0) }, tokensKept: try real("tokens_kept").flatMap { Int(exactly: $0) })
     }
 
     func review() throws -> ReviewItem {

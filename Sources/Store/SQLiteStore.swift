@@ -23,7 +23,14 @@ public actor SQLiteStore: DecisionStore {
         try db.execute("PRAGMA synchronous = FULL")
         try db.execute("PRAGMA foreign_keys = ON")
         try db.execute("PRAGMA busy_timeout = 10000")
-        try db.transaction { for statement in SQL.schema(real: "REAL") { try db.execute(statement) } }
+        try db.transaction {
+            for statement in SQL.schema(real: "REAL") { try db.execute(statement) }
+            // A log written by an earlier version lacks the columns added since: add them (SQLite has no IF NOT EXISTS here).
+            for added in SQL.addedColumns(real: "REAL") {
+                let present = try db.query("SELECT name FROM pragma_table_info('\(added.table)')", []).compactMap { try $0.text("name") }
+                if !present.contains(added.column) { try db.execute("ALTER TABLE \(added.table) ADD COLUMN \(added.column) \(added.type)") }
+            }
+        }
         self.db = db
     }
 
@@ -193,7 +200,8 @@ final class SQLiteConnection: @unchecked Sendable {
             guard index > 0 else { continue }
             let rc: Int32
             switch value {
-            case let .text(s): rc = sqlite3_bind_text(statement, index, s, -1, transient)
+            // Bound with its byte length: every byte is stored, an embedded NUL included.
+            case let .text(s): rc = sqlite3_bind_text(statement, index, s, Int32(s.utf8.count), transient)
             case let .real(d): rc = sqlite3_bind_double(statement, index, d)
             case let .int(n): rc = sqlite3_bind_int64(statement, index, Int64(n))
             case .null: rc = sqlite3_bind_null(statement, index)
@@ -212,7 +220,10 @@ final class SQLiteConnection: @unchecked Sendable {
                 case SQLITE_NULL: row[name] = .null
                 case SQLITE_INTEGER: row[name] = .int(Int(sqlite3_column_int64(statement, c)))
                 case SQLITE_FLOAT: row[name] = .real(sqlite3_column_double(statement, c))
-                default: row[name] = .text(String(cString: sqlite3_column_text(statement, c)))
+                default:
+                    // Read by byte count, not up to the first NUL.
+                    let bytes = UnsafeBufferPointer(start: sqlite3_column_text(statement, c), count: Int(sqlite3_column_bytes(statement, c)))
+                    row[name] = .text(String(decoding: bytes, as: UTF8.self))
                 }
             }
             rows.append(SQLiteRow(values: row))
