@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Statistics
 
@@ -60,6 +61,11 @@ public struct Adapter: Codable, Sendable {
     /// The scope check: each label's mean training feature vector (unit length), and the similarity below which an
     /// input is out of scope (nil: no check).
     public var scope: Scope?
+    /// The training data file as given to `train` (absolute), so a retrain can be suggested with it (nil: not recorded).
+    public var dataFile: String?
+    /// Fingerprints of every training text, fitted and calibration items alike (the first 8 bytes of each text's
+    /// SHA-256, sorted, base64), so an evaluation can tell which of its texts the adapter has seen (nil: not recorded).
+    public var trainingTexts: String?
 
     /// Nearest-centroid scope check.
     public struct Scope: Codable, Sendable {
@@ -131,6 +137,41 @@ extension Adapter {
         return Digest.of(parts.joined(separator: "\n"))
     }
 
+    /// Fingerprints of `texts` as `trainingTexts` stores them (nil for none).
+    public static func fingerprints(_ texts: [String]) -> String? {
+        guard !texts.isEmpty else { return nil }
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(texts.count * 8)
+        for value in Set(texts.map(fingerprint)).sorted() {
+            withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+        }
+        return Data(bytes).base64EncodedString()
+    }
+
+    /// The first 8 bytes of the SHA-256 of `text`.
+    static func fingerprint(_ text: String) -> UInt64 {
+        SHA256.hash(data: Data(text.utf8)).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    /// For each of `texts`, whether it is one of the training texts (nil when the adapter does not record them).
+    public func trainedOn(_ texts: [String]) -> [Bool]? {
+        guard let stored = trainingTexts, let data = Data(base64Encoded: stored), data.count % 8 == 0 else { return nil }
+        let known = Set(stride(from: 0, to: data.count, by: 8).map { i in
+            data[data.startIndex + i..<data.startIndex + i + 8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        })
+        return texts.map { known.contains(Adapter.fingerprint($0)) }
+    }
+
+    /// The command that retrains an adapter for `spec`: with the file it was trained on when that is known and still
+    /// there, else with a placeholder for the labelled CSV (`--zero-shot` for a zero-shot adapter).
+    public static func retrainCommand(_ spec: TaskSpec, dataFile: String?, zeroShot: Bool = false) -> String {
+        if zeroShot { return "`microscale train --task \(spec.file) --zero-shot` (or --data LABELLED.csv once there are labels)" }
+        if let dataFile, FileManager.default.fileExists(atPath: dataFile) {
+            return "`microscale train --task \(spec.file) --data \(dataFile)` (the file it was trained on)"
+        }
+        return "`microscale train --task \(spec.file) --data LABELLED.csv` (LABELLED.csv: your labelled CSV with the task's text and label columns; the task names no data file)"
+    }
+
     /// Writes the adapter as JSON.
     public func write(to path: String) throws {
         let encoder = JSONEncoder()
@@ -143,16 +184,16 @@ extension Adapter {
         _ path: String, for spec: TaskSpec, backboneDigest: String, backboneIdentifier: String, templateDigest: String
     ) throws -> Adapter {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw AdapterError(file: path, message: "no adapter here: train one with `microscale train --task \(spec.file) --data FILE`")
+            throw AdapterError(file: path, message: "no adapter here: train one with \(retrainCommand(spec, dataFile: nil))")
         }
         let adapter: Adapter
         do { adapter = try JSONDecoder().decode(Adapter.self, from: data) } catch {
-            throw AdapterError(file: path, message: "not a readable adapter file (\(error)); retrain it")
+            throw AdapterError(file: path, message: "not a readable adapter file (\(error)); retrain with \(retrainCommand(spec, dataFile: nil))")
         }
         guard adapter.format == format, adapter.version == currentVersion else {
-            throw AdapterError(file: path, message: "format \(adapter.format) v\(adapter.version); this build reads \(format) v\(currentVersion): retrain")
+            throw AdapterError(file: path, message: "format \(adapter.format) v\(adapter.version); this build reads \(format) v\(currentVersion): retrain with \(retrainCommand(spec, dataFile: adapter.dataFile, zeroShot: adapter.kind == .zeroShot))")
         }
-        let retrain = "retrain with `microscale train --task \(spec.file)`"
+        let retrain = "retrain with \(retrainCommand(spec, dataFile: adapter.dataFile, zeroShot: adapter.kind == .zeroShot))"
         guard adapter.labels == spec.labels.map(\.name) else {
             throw AdapterError(file: path, message: "it was trained for labels \(adapter.labels.joined(separator: ", ")); the task now has \(spec.labels.map(\.name).joined(separator: ", ")): \(retrain)")
         }

@@ -2,8 +2,9 @@ import Foundation
 import Inference
 import Statistics
 
-/// What the cascade decided for one input.
-public struct Decision: Codable, Sendable {
+/// What the cascade decided for one input. It encodes in the service's shape (see `encode(to:)`), so the command line
+/// and the API describe a decision alike.
+public struct Decision: Encodable, Sendable {
     /// The predicted label.
     public var label: String
     /// Its calibrated probability.
@@ -24,6 +25,12 @@ public struct Decision: Codable, Sendable {
     public var alternatives: [Alternative]
     /// Time spent, in milliseconds.
     public var timings: Timings
+    /// Tokens the backbone made of the input (nil when not measured).
+    public var inputTokens: Int? = nil
+    /// Tokens the backbone read (the task's `max_input_tokens` cuts longer inputs).
+    public var tokensKept: Int? = nil
+    /// Whether the backbone read only the beginning of the input.
+    public var truncated: Bool { (inputTokens ?? 0) > (tokensKept ?? .max) }
 
     /// A candidate label.
     public struct Alternative: Codable, Sendable {
@@ -43,6 +50,35 @@ public struct Decision: Codable, Sendable {
         public var policy: Double
         /// All of it.
         public var total: Double
+    }
+
+    /// The API's member names (`DecisionResponse`): `probability` is `confidence`, `timings` is `latency_ms`.
+    enum CodingKeys: String, CodingKey {
+        case label, confidence, route, reason, detail, tier, alternatives, destination, truncated
+        case riskClass = "risk_class", highRiskMass = "high_risk_mass", latencyMs = "latency_ms"
+        case inputTokens = "input_tokens", tokensKept = "tokens_kept"
+    }
+
+    /// Encodes the decision as the service answers it: `route` is the outcome (accepted, escalated, review), `reason`
+    /// its snake_case name, `tier` the tier the route leads to (small, large, human), and `destination` where that is.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(label, forKey: .label)
+        try c.encode(probability, forKey: .confidence)
+        try c.encode(route.outcome, forKey: .route)
+        try c.encode(reason.apiName, forKey: .reason)
+        try c.encode(detail, forKey: .detail)
+        try c.encode(riskClass, forKey: .riskClass)
+        try c.encode(route.tier, forKey: .tier)
+        try c.encode(alternatives, forKey: .alternatives)
+        try c.encode(highRiskMass, forKey: .highRiskMass)
+        try c.encode(timings, forKey: .latencyMs)
+        try c.encode(destination, forKey: .destination)
+        if let inputTokens, let tokensKept {
+            try c.encode(truncated, forKey: .truncated)
+            try c.encode(inputTokens, forKey: .inputTokens)
+            try c.encode(tokensKept, forKey: .tokensKept)
+        }
     }
 }
 
@@ -113,11 +149,13 @@ public struct Classifier: Sendable {
         }
     }
 
-    /// Checks an input before it reaches the model.
+    /// Checks an input before it reaches the model: not empty once whitespace and invisible characters are removed
+    /// (``RuleText/isBlank(_:)``), at most `max_input_characters` Unicode scalars. The service applies the same rules.
     public func validate(_ text: String) throws {
-        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw InputError(message: "the input is empty") }
-        if text.count > spec.maxInputCharacters {
-            throw InputError(message: "the input has \(text.count) characters; task \(spec.name) accepts at most \(spec.maxInputCharacters)")
+        if RuleText.isBlank(text) { throw InputError(message: "the input is empty (nothing but whitespace or invisible characters)") }
+        let scalars = text.unicodeScalars.count
+        if scalars > spec.maxInputCharacters {
+            throw InputError(message: "the input has \(scalars) characters (Unicode scalars); task \(spec.name) accepts at most \(spec.maxInputCharacters)")
         }
     }
 
@@ -142,6 +180,7 @@ public struct Classifier: Sendable {
         for i in decisions.indices {
             decisions[i].timings = .init(backbone: ms(afterBackbone - start), head: ms(afterHead - afterBackbone),
                                          policy: ms(end - afterHead), total: ms(end - start))
+            (decisions[i].inputTokens, decisions[i].tokensKept) = extractor.tokenCounts(texts[i])
         }
         return decisions
     }

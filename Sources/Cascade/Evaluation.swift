@@ -19,6 +19,8 @@ public struct Evaluation: Sendable {
     public var latency: Latency?
     /// Repeated calibration splits, when run.
     public var study: GuaranteeStudy?
+    /// Why the figures are not held-out, when they are not (see `checkTrainingOverlap`).
+    public var warnings: [String] = []
 
     /// Latency percentiles in milliseconds.
     public struct Latency: Sendable {
@@ -70,6 +72,30 @@ public struct Evaluation: Sendable {
         decisions = (0..<labels.count).map { i in
             classifier.decision(Array(probabilities[i * k..<(i + 1) * k]), text: texts[i], similarity: similarities?[i])
         }
+    }
+
+    /// Checks whether the evaluated items are the adapter's training data (see `trainingOverlap`); each finding is
+    /// added to `warnings` and to `source`, so the summary and the report both say the figures are not held-out.
+    public mutating func checkTrainingOverlap(dataDigest: String, texts: [String]) {
+        let found = Evaluation.trainingOverlap(adapter: adapter, dataDigest: dataDigest, texts: texts)
+        warnings += found
+        for warning in found { source += " — WARNING: \(warning)" }
+    }
+
+    /// Why `texts`, read from a file with SHA-256 `dataDigest`, are not held-out for `adapter`: the file is the one it
+    /// was trained on (same digest), or some of the texts are among its training texts (when it stores their
+    /// fingerprints). Empty when neither.
+    public static func trainingOverlap(adapter: Adapter, dataDigest: String, texts: [String]) -> [String] {
+        if adapter.kind == .trained && !adapter.dataSHA256.isEmpty && dataDigest == adapter.dataSHA256 {
+            return ["this is the very file the adapter was trained on (same SHA-256, \(dataDigest.prefix(12))…): these figures are NOT held-out and overstate how it does on new inputs; evaluate on data it has not seen"]
+        }
+        if let seen = adapter.trainedOn(texts) {
+            let n = seen.count { $0 }
+            if n > 0 {
+                return ["\(n == texts.count ? "all" : "\(n) of") \(texts.count) evaluated texts (\(percent(Double(n) / Double(texts.count)))) are training texts of the adapter: figures on them are NOT held-out"]
+            }
+        }
+        return []
     }
 
     /// Items per route.

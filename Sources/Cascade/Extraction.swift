@@ -180,13 +180,15 @@ public struct ExtractionTask: Sendable {
         return out
     }
 
-    /// Extracts from `text` with `model` under the schema constraint, then checks the schema and every rule.
-    public func extract(_ text: String, model: LoadedModel, constraints: ConstraintCache) throws -> ExtractionResult {
-        guard !text.isEmpty else { throw ExtractionError.emptyInput }
-        guard text.count <= maxInputCharacters else { throw ExtractionError.inputTooLong(text.count, limit: maxInputCharacters) }
+    /// Extracts from `text` with `model` under the schema constraint (compact JSON unless `maxWhitespace` allows
+    /// whitespace runs), then checks the schema and every rule. Lengths are Unicode scalars.
+    public func extract(_ text: String, model: LoadedModel, constraints: ConstraintCache, maxWhitespace: UInt8 = 0) throws -> ExtractionResult {
+        guard !RuleText.isBlank(text) else { throw ExtractionError.emptyInput }
+        let scalars = text.unicodeScalars.count
+        guard scalars <= maxInputCharacters else { throw ExtractionError.inputTooLong(scalars, limit: maxInputCharacters) }
         let prompt = try model.chatTokens(messages(for: text))
         let generation = try generateStructured(model.model, tokenizer: model.tokenizer, prompt: prompt,
-                                                constraint: constraints.constraint(for: schema),
+                                                constraint: constraints.constraint(for: schema, maxWhitespace: maxWhitespace),
                                                 parameters: GenerateParameters(maxTokens: maxTokens), prefixes: model.prefixes)
         return check(generation, input: text)
     }

@@ -82,6 +82,9 @@ public struct FeatureExtractor: Sendable {
     /// The text the backbone sees for an input.
     public func render(_ text: String) -> String { template.replacingOccurrences(of: "{text}", with: text) }
 
+    /// Tokens the backbone makes of an input (as rendered by the template) and how many it reads.
+    public func tokenCounts(_ text: String) -> (tokens: Int, kept: Int) { backbone.model.tokenCounts(render(text)) }
+
     /// Features of texts in one backbone pass, uncached (the decision path).
     public func features<Texts: Collection<String>>(uncached texts: Texts) throws -> FeatureMatrix {
         FeatureMatrix(rows: texts.count, columns: backbone.model.dimension, values: try backbone.model.embed(texts.map(render)).flatMap { $0 })

@@ -164,10 +164,13 @@ public struct Policy: Sendable {
             outcome.reason = .alwaysReview
             outcome.detail = "label \(spec.labels[outcome.label].name) always goes to review"
         }
-        let range = NSRange(text.startIndex..., in: text)
+        // Rules read the text as a person sees it (RuleText.normalized: no invisible characters, look-alikes folded
+        // to Latin); the visible and the given text are tried too, so normalising only ever adds matches.
+        var forms: [(text: String, range: NSRange)] = []  // computed for the first rule that applies
         for rule in spec.rules where rule.route > outcome.route {
             if !rule.labels.isEmpty && !rule.labels.contains(spec.labels[outcome.label].name) { continue }
-            if rule.expression.firstMatch(in: text, range: range) != nil {
+            if forms.isEmpty { forms = RuleText.forms(text).map { ($0, NSRange($0.startIndex..., in: $0)) } }
+            if forms.contains(where: { rule.expression.firstMatch(in: $0.text, range: $0.range) != nil }) {
                 outcome.route = rule.route
                 outcome.reason = .rule
                 outcome.detail = "rule '\(rule.name)' matched"

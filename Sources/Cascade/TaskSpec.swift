@@ -107,6 +107,20 @@ public struct Tiers: Sendable {
         public var destination: String?
         /// Model name at the destination.
         public var model: String?
+        /// Bearer key for the destination (the large tier), as written: a key, or `env:NAME` to read it from the
+        /// environment when the service starts (so the spec can be committed).
+        public var apiKey: String? = nil
+
+        /// The key with `env:NAME` read from `environment`; nil when none is set. Throws when the variable is missing.
+        public func resolvedAPIKey(_ environment: [String: String]) throws -> String? {
+            guard let apiKey else { return nil }
+            guard apiKey.hasPrefix("env:") else { return apiKey }
+            let name = String(apiKey.dropFirst(4))
+            guard let value = environment[name], !value.isEmpty else {
+                throw SpecError(file: "task spec", path: "tiers.large.api_key", line: nil, message: "environment variable \(name) is not set")
+            }
+            return value
+        }
     }
     /// The in-process small model.
     public var small: Tier
@@ -302,12 +316,13 @@ extension TaskSpec {
         try t.only(["small", "large", "human", "currency"])
         func tier(_ key: String, defaultName: String) throws -> Tiers.Tier? {
             guard let r = t.child(key) else { return nil }
-            try r.only(["name", "cost_per_1k", "endpoint", "model", "queue"])
+            try r.only(["name", "cost_per_1k", "endpoint", "model", "queue"] + (key == "large" ? ["api_key"] : []))
             return Tiers.Tier(
                 name: try r.child("name")?.string() ?? defaultName,
                 costPer1k: try r.required("cost_per_1k").double(in: 0...1e9),
                 destination: try (r.child("endpoint") ?? r.child("queue"))?.string(),
-                model: try r.child("model")?.string())
+                model: try r.child("model")?.string(),
+                apiKey: try r.child("api_key")?.string())
         }
         guard let small = try tier("small", defaultName: "small model") else { throw t.error("missing required key 'small'") }
         guard let human = try tier("human", defaultName: "human review") else { throw t.error("missing required key 'human'") }

@@ -12,31 +12,56 @@ public struct LabelledData: Sendable {
     public var texts: [String]
     /// Label index of each text.
     public var labels: [Int]
+    /// Rows left out because their label is not one of the task's (with `skipUnknownLabels`): rows per label.
+    public var skipped: [String: Int] = [:]
 
-    /// Reads `path`; every label must be one of the spec's, every text non-empty and within the size limit.
-    public static func load(_ path: String, spec: TaskSpec) throws -> LabelledData {
+    /// Reads `path`; every text must be non-empty and within the size limit, and every label one of the spec's: a row
+    /// with another label is refused, or, with `skipUnknownLabels`, left out and counted in `skipped`.
+    public static func load(_ path: String, spec: TaskSpec, skipUnknownLabels: Bool = false) throws -> LabelledData {
         let table: CSVTable
         do { table = try CSVTable(path: path) } catch { throw DataError(file: path, message: "\(error)") }
         for column in [spec.textColumn, spec.labelColumn] where !table.header.contains(column) {
             throw DataError(file: path, message: "no column '\(column)' (the file has: \(table.header.joined(separator: ", "))); set data.text_column / data.label_column in \(spec.file)")
         }
-        let texts = try table.column(spec.textColumn), names = try table.column(spec.labelColumn)
-        var labels = [Int]()
+        let names = try table.column(spec.labelColumn)
+        var unknown = [(label: String, rows: [Int])]()
+        for (row, name) in names.enumerated() where spec.labelIndex(name) == nil {
+            if let i = unknown.firstIndex(where: { $0.label == name }) { unknown[i].rows.append(row) } else { unknown.append((name, [row])) }
+        }
+        if !unknown.isEmpty && !skipUnknownLabels {
+            // Every unknown label at once, with its rows (CSV rows count from 2: the header is row 1).
+            let list = unknown.map { u in
+                "'\(u.label)' (\(u.rows.count) row\(u.rows.count == 1 ? "" : "s"): \(u.rows.prefix(5).map { String($0 + 2) }.joined(separator: ", "))\(u.rows.count > 5 ? ", …" : ""))"
+            }
+            throw DataError(file: path, message: "labels that are not the task's: \(list.joined(separator: ", ")); fix the rows, add the labels to \(spec.file), or pass --skip-unknown-labels to leave those rows out")
+        }
+        let texts = try table.column(spec.textColumn)
+        var kept = [String](), labels = [Int]()
         for (row, name) in names.enumerated() {
-            guard let label = spec.labelIndex(name) else {
-                throw DataError(file: path, message: "row \(row + 2): label '\(name)' is not one of the task's labels")
-            }
+            guard let label = spec.labelIndex(name) else { continue }
             let text = texts[row]
-            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                throw DataError(file: path, message: "row \(row + 2): the text is empty")
+            if RuleText.isBlank(text) {
+                throw DataError(file: path, message: "row \(row + 2): the text is empty (nothing but whitespace or invisible characters)")
             }
-            if text.count > spec.maxInputCharacters {
-                throw DataError(file: path, message: "row \(row + 2): the text has \(text.count) characters, over the task's limit of \(spec.maxInputCharacters)")
+            if text.unicodeScalars.count > spec.maxInputCharacters {
+                throw DataError(file: path, message: "row \(row + 2): the text has \(text.unicodeScalars.count) characters (Unicode scalars), over the task's limit of \(spec.maxInputCharacters)")
             }
+            kept.append(text)
             labels.append(label)
         }
-        if labels.isEmpty { throw DataError(file: path, message: "no rows") }
-        return LabelledData(file: path, digest: try Digest.of(file: path), texts: texts, labels: labels)
+        if labels.isEmpty {
+            throw DataError(file: path, message: unknown.isEmpty ? "no rows" : "no rows with one of the task's labels")
+        }
+        return LabelledData(file: path, digest: try Digest.of(file: path), texts: kept, labels: labels,
+                            skipped: Dictionary(uniqueKeysWithValues: unknown.map { ($0.label, $0.rows.count) }))
+    }
+
+    /// The rows left out, in words (nil when none were): "left out 3 rows with labels that are not the task's: 'x' (2), 'y' (1)".
+    public var skippedSummary: String? {
+        guard !skipped.isEmpty else { return nil }
+        let rows = skipped.values.reduce(0, +)
+        let list = skipped.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "'\($0.key)' (\($0.value))" }
+        return "\(URL(fileURLWithPath: file).lastPathComponent): left out \(rows) row\(rows == 1 ? "" : "s") with labels that are not the task's: \(list.joined(separator: ", "))"
     }
 }
 
@@ -182,8 +207,9 @@ public struct Trainer {
         return try extractor.features(data.texts) { done, total in bar?.update(done, total) }
     }
 
-    /// Trains on `features` of `texts` (one row per item of `labels`); `dataDigest` names the data in the adapter.
-    public func train(features: FeatureMatrix, texts: [String], labels: [Int], dataDigest: String) throws -> Outcome {
+    /// Trains on `features` of `texts` (one row per item of `labels`); `dataDigest` names the data in the adapter, and
+    /// `dataFile`, when given, is recorded so a retrain can be suggested with it.
+    public func train(features: FeatureMatrix, texts: [String], labels: [Int], dataDigest: String, dataFile: String? = nil) throws -> Outcome {
         let k = spec.labels.count
         let (fit, calibration) = Splits.stratified(labels, fraction: spec.training.calibrationFraction, seed: spec.training.seed)
         guard Set(fit.map { labels[$0] }).count >= 2 else {
@@ -240,7 +266,9 @@ public struct Trainer {
                 nllBefore: before.negativeLogLikelihood, nllAfter: after.negativeLogLikelihood,
                 eceBefore: before.expectedCalibrationError(), eceAfter: after.expectedCalibrationError()),
             thresholds: calibrated.thresholds, massBounds: calibrated.massBounds,
-            labelCalibrationItems: calibrated.labelItems, scope: scope)
+            labelCalibrationItems: calibrated.labelItems, scope: scope,
+            dataFile: dataFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
+            trainingTexts: Adapter.fingerprints(texts))
         return Outcome(adapter: adapter, fitIndices: fit, calibrationIndices: calibration)
     }
 
