@@ -12,7 +12,7 @@ cd "$root"
 "$bin" trial --task "$task" --data examples/support/messages.csv --report reports/support-queue.html
 echo
 echo "== decide (one JSON line per message)"
-"$bin" decide --task "$task" \
+"$bin" decide --task "$task" --adapter reports/support-queue.trial.adapter.json \
   "hi my wifi keeps dropping every evening, can someone look at it" \
   "I have asked my bank to reverse the last two direct debits as I never agreed to this price rise" \
   "What's the weather like in Lisbon?"

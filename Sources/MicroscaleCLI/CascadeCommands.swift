@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cascade
+import Datasets
 import Foundation
 import Statistics
 
@@ -20,6 +21,9 @@ struct Train: ParsableCommand {
     @Option(help: "Where to write the adapter (default: the spec's adapter path).")
     var output: String?
 
+    @Flag(help: "Leave out rows whose label is not one of the task's (and say how many per label) instead of refusing the file.")
+    var skipUnknownLabels = false
+
     @Option(name: [.customShort("t"), .long], help: "Threads.")
     var threads = 2
 
@@ -33,10 +37,11 @@ struct Train: ParsableCommand {
             adapter = try trainer.zeroShot()
         } else {
             guard let data else { throw ValidationError("give --data FILE, or --zero-shot to start without labels") }
-            let labelled = try LabelledData.load(data, spec: spec)
+            let labelled = try LabelledData.load(data, spec: spec, skipUnknownLabels: skipUnknownLabels)
+            if let skipped = labelled.skippedSummary { print(skipped) }
             adapter = try trainer.train(
                 features: try trainer.features(labelled), texts: labelled.texts, labels: labelled.labels,
-                dataDigest: labelled.digest).adapter
+                dataDigest: labelled.digest, dataFile: data).adapter
         }
         let path = output ?? spec.adapterPath
         try adapter.write(to: path)
@@ -60,9 +65,21 @@ struct Train: ParsableCommand {
     }
 }
 
-/// `microscale decide --task SPEC "text"`: one decision as JSON.
+/// `microscale decide --task SPEC [TEXT …] | --input FILE | -`: one JSON line per input, in input order.
 struct Decide: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Decide inputs with a trained task: label, calibrated probability, route, reason and timings, as JSON lines.")
+    static let configuration = CommandConfiguration(
+        abstract: "Decide inputs with a trained task: one JSON line per input, in input order, saying which input it answers.",
+        discussion: """
+            Inputs: the TEXT arguments; or --input FILE: \(TextInputs.formats); or standard input, one text per line, \
+            with - (as an argument or as --input -). Standard input is decided line by line as it arrives.
+
+            Each line carries "index" (0-based, in input order) and "input" (the text exactly as received) beside the \
+            decision in the service's shape: label, confidence, route (accepted, escalated, review), reason \
+            (e.g. out_of_scope), detail, risk_class, tier (small, large, human), alternatives, high_risk_mass, \
+            latency_ms and destination. A refused input (empty, too long, or a record with no text) gets a line too: \
+            {"index": …, "input": …, "error": {"message": …, "type": "invalid_request_error"}}, and the exit status \
+            is 2 if any input was refused.
+            """)
 
     @Option(help: "The task spec (YAML).")
     var task: String
@@ -70,27 +87,52 @@ struct Decide: ParsableCommand {
     @Option(help: "Adapter file (default: the spec's adapter path).")
     var adapter: String?
 
+    @Option(help: ArgumentHelp("Read the inputs from FILE: .csv (the spec's text column), .jsonl or .json (one {\"text\": …} object per line), or - for standard input (one text per line).", valueName: "file"))
+    var input: String?
+
     @Option(name: [.customShort("t"), .long], help: "Threads.")
     var threads = 2
 
-    @Argument(help: "Texts to decide.")
-    var texts: [String]
+    @Argument(help: ArgumentHelp("Texts to decide; - reads standard input, one text per line.", valueName: "text"))
+    var texts: [String] = []
+
+    func validate() throws {
+        if input != nil && !texts.isEmpty { throw ValidationError("give the inputs as TEXT arguments or with --input, not both") }
+        if input == nil && texts.isEmpty { throw ValidationError("nothing to decide: give TEXT arguments, --input FILE, or - to read standard input") }
+        if texts.count(where: { $0 == "-" }) > 1 { throw ValidationError("- (standard input) can be given once") }
+    }
 
     func run() throws {
-        let classifier = try Classifier(spec: try TaskSpec.load(task), adapterPath: adapter, threads: threads)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        var failed = false
-        for text in texts {
-            do {
-                print(String(decoding: try encoder.encode(try classifier.decide(text)), as: UTF8.self))
-            } catch let error as InputError {
-                // One bad input does not stop the others; the exit status says something failed.
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-                failed = true
+        let spec = try TaskSpec.load(task)
+        // A file is read before the model loads, so a wrong path or format fails at once.
+        let records = try input.flatMap { $0 == "-" ? nil : try TextInputs.read(file: $0, textColumn: spec.textColumn) }
+        let classifier = try Classifier(spec: spec, adapterPath: adapter, threads: threads)
+        var index = 0, refused = 0
+        func answer(_ record: TextInput) throws {
+            let line = try record.problem.map { DecisionLine(index: index, input: record.text, refusal: $0) }
+                ?? DecisionLine(index: index, input: record.text, decide: classifier.decide)
+            // Written at once (unbuffered), so a pipe sees each line as soon as it is decided.
+            FileHandle.standardOutput.write(Data((try line.json() + "\n").utf8))
+            index += 1
+            if line.refused { refused += 1 }
+        }
+        func answerStandardInput() throws {
+            while let line = readLine(strippingNewline: true) { try answer(TextInput(text: line)) }
+        }
+        if let records {
+            for record in records { try answer(record) }
+        } else if input == "-" {
+            try answerStandardInput()
+        } else {
+            for text in texts {
+                if text == "-" { try answerStandardInput() } else { try answer(TextInput(text: text)) }
             }
         }
-        if failed { throw ExitCode(2) }
+        if refused > 0 {
+            // One bad input does not stop the others; its line says why, and the exit status says something failed.
+            FileHandle.standardError.write(Data("\(refused) of \(index) inputs refused (their lines carry \"error\")\n".utf8))
+            throw ExitCode(2)
+        }
     }
 }
 
@@ -101,7 +143,7 @@ struct Eval: ParsableCommand {
     @Option(help: "The task spec (YAML).")
     var task: String
 
-    @Option(help: "Labelled CSV with the spec's columns.")
+    @Option(help: "Labelled CSV with the spec's columns (not the adapter's training data: that is detected and warned about).")
     var data: String
 
     @Option(help: "Adapter file (default: the spec's adapter path).")
@@ -109,6 +151,9 @@ struct Eval: ParsableCommand {
 
     @Option(help: "HTML report path.")
     var report = "reports/eval.html"
+
+    @Flag(help: "Leave out rows whose label is not one of the task's (and say how many per label) instead of refusing the file.")
+    var skipUnknownLabels = false
 
     @Option(help: "Single requests to time for latency.")
     var latencySamples = 300
@@ -119,10 +164,13 @@ struct Eval: ParsableCommand {
     func run() throws {
         let spec = try TaskSpec.load(task)
         let classifier = try Classifier(spec: spec, adapterPath: adapter, threads: threads)
-        let labelled = try LabelledData.load(data, spec: spec)
+        let labelled = try LabelledData.load(data, spec: spec, skipUnknownLabels: skipUnknownLabels)
+        if let skipped = labelled.skippedSummary { print(skipped) }
         let bar = ProgressBar("features")
         let features = try classifier.extractor.features(labelled.texts) { bar.update($0, $1) }
         var evaluation = Evaluation(classifier: classifier, features: features, labels: labelled.labels, texts: labelled.texts, source: data)
+        evaluation.checkTrainingOverlap(dataDigest: labelled.digest, texts: labelled.texts)
+        for warning in evaluation.warnings { FileHandle.standardError.write(Data("WARNING: \(warning)\n".utf8)) }
         try evaluation.measureLatency(classifier, texts: labelled.texts, samples: latencySamples)
         try Summary.print(evaluation)
         try Summary.write(evaluation, to: report)
@@ -140,6 +188,12 @@ struct TrialCommand: ParsableCommand {
 
     @Option(help: "Labelled CSV with the spec's columns.")
     var data: String
+
+    @Option(help: "Where to write the trial's adapter (default: reports/TASK.trial.adapter.json; never the spec's adapter path, which serve and decide use, unless named here).")
+    var output: String?
+
+    @Flag(help: "Leave out rows whose label is not one of the task's (and say how many per label) instead of refusing the file.")
+    var skipUnknownLabels = false
 
     @Option(help: "Share of each label held out for testing.")
     var holdout = 0.2
@@ -170,8 +224,20 @@ struct TrialCommand: ParsableCommand {
         trial.sizeTarget = sizeTarget
         trial.latencySamples = latencySamples
         trial.threads = threads
-        let outcome = try trial.run(data: try LabelledData.load(data, spec: spec), writeAdapter: true)
-        print("adapter written to \(spec.adapterPath)\n")
+        let labelled = try LabelledData.load(data, spec: spec, skipUnknownLabels: skipUnknownLabels)
+        if let skipped = labelled.skippedSummary { print(skipped) }
+        let outcome = try trial.run(data: labelled, writeAdapter: false)
+        // The trial's adapter is trained on part of the file only: it goes beside the report, not where serve and
+        // decide look, unless --output names that path.
+        let path = output ?? "reports/\(spec.name).trial.adapter.json"
+        try FileManager.default.createDirectory(
+            atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        var adapter = outcome.classifier.adapter
+        adapter.dataFile = URL(fileURLWithPath: data).standardizedFileURL.path
+        try adapter.write(to: path)
+        print("trial adapter written to \(path)" + (URL(fileURLWithPath: path).standardizedFileURL == URL(fileURLWithPath: spec.adapterPath).standardizedFileURL
+            ? " (the spec's adapter path: serve and decide now use it)\n"
+            : " (the spec's adapter, \(spec.adapterPath), is unchanged; use this one with decide --adapter \(path))\n"))
         let e = outcome.evaluation
         for route in Route.allCases {
             let chosen = e.decisions.indices.filter { e.decisions[$0].route == route }.prefix(show)
@@ -195,7 +261,8 @@ enum Summary {
     static func print(_ e: Evaluation) throws {
         let spec = e.spec
         func pct(_ x: Double) -> String { String(format: "%.2f%%", x * 100) }
-        Swift.print("\(e.decisions.count) held-out items: accepted \(e.count(.accept)) (\(pct(e.rate(.accept)))), escalated \(e.count(.escalate)) (\(pct(e.rate(.escalate)))), reviewed \(e.count(.review)) (\(pct(e.rate(.review))))")
+        for warning in e.warnings { Swift.print("WARNING: \(warning)") }
+        Swift.print("\(e.decisions.count) \(e.warnings.isEmpty ? "held-out" : "evaluated (NOT held-out)") items: accepted \(e.count(.accept)) (\(pct(e.rate(.accept)))), escalated \(e.count(.escalate)) (\(pct(e.rate(.escalate)))), reviewed \(e.count(.review)) (\(pct(e.rate(.review))))")
         Swift.print("accuracy \(pct(e.calibrated.accuracy)), macro-F1 \(String(format: "%.4f", e.calibrated.macroF1)), ECE \(String(format: "%.4f", e.raw.expectedCalibrationError())) → \(String(format: "%.4f", e.calibrated.expectedCalibrationError())) after temperature scaling (T=\(String(format: "%.3f", e.adapter.temperature))), NLL \(String(format: "%.4f", e.calibrated.negativeLogLikelihood))")
         Swift.print("error among accepted \(pct(e.acceptedError))")
         for o in e.classOutcomes {
@@ -223,6 +290,8 @@ enum Summary {
                 Swift.print("  at a \(pct(p.target)) target with \(p.size) calibration items: coverage \(pct(p.coverages.reduce(0, +) / Double(p.coverages.count))) (mean of \(p.coverages.count))")
             }
         }
+        // Said again at the end, where the figures stop: they are easy to quote without the lines above.
+        if !e.warnings.isEmpty { Swift.print("WARNING: the figures above are not held-out (see the warning at the top)") }
     }
 
     static func write(_ e: Evaluation, to path: String) throws {

@@ -47,7 +47,7 @@ struct LoadTest: AsyncParsableCommand {
         let endpoint = url + "/v1/tasks/\(task)/decide"
         let client = HTTPClient.shared
 
-        @Sendable func send(_ i: Int) async -> (ok: Bool, status: Int, seconds: Double) {
+        @Sendable func send(_ i: Int) async -> (ok: Bool, status: Int, seconds: Double, escalated: Bool) {
             var request = HTTPClientRequest(url: endpoint)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
@@ -57,16 +57,18 @@ struct LoadTest: AsyncParsableCommand {
             let start = ContinuousClock.now
             do {
                 let response = try await client.execute(request, timeout: .seconds(120))
-                _ = try await response.body.collect(upTo: 1 << 20)
+                let body = try await response.body.collect(upTo: 1 << 20)
                 let seconds = (ContinuousClock.now - start).seconds
-                return (response.status.code == 200, Int(response.status.code), seconds)
+                // Which tier answered: a decision the larger tier made measures that tier, not the cascade's own path.
+                let decision = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any]
+                return (response.status.code == 200, Int(response.status.code), seconds, decision?["tier"] as? String == "large")
             } catch {
-                return (false, 0, (ContinuousClock.now - start).seconds)
+                return (false, 0, (ContinuousClock.now - start).seconds, false)
             }
         }
 
         print("endpoint: \(endpoint), \(texts.count) distinct inputs, \(requests) requests per level")
-        print("concurrency   req/s    p50 ms   p95 ms   p99 ms   errors  429s")
+        print("concurrency   req/s    p50 ms   p95 ms   p99 ms   errors  429s  escalated")
         var lines: [String] = []
         for level in levels {
             _ = await withTaskGroup(of: Void.self) { group in
@@ -74,15 +76,15 @@ struct LoadTest: AsyncParsableCommand {
             }
             let counter = Counter()
             let start = ContinuousClock.now
-            let results = await withTaskGroup(of: [(ok: Bool, status: Int, seconds: Double)].self) { group in
+            let results = await withTaskGroup(of: [(ok: Bool, status: Int, seconds: Double, escalated: Bool)].self) { group in
                 for _ in 0..<level {
                     group.addTask {
-                        var mine: [(ok: Bool, status: Int, seconds: Double)] = []
+                        var mine: [(ok: Bool, status: Int, seconds: Double, escalated: Bool)] = []
                         while let i = await counter.next(limit: requests) { mine.append(await send(i + 1000)) }
                         return mine
                     }
                 }
-                var all: [(ok: Bool, status: Int, seconds: Double)] = []
+                var all: [(ok: Bool, status: Int, seconds: Double, escalated: Bool)] = []
                 for await part in group { all += part }
                 return all
             }
@@ -92,10 +94,17 @@ struct LoadTest: AsyncParsableCommand {
                 latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int((p * Double(latencies.count)).rounded(.up)) - 1)] * 1000
             }
             let ok = latencies.count, errors = results.count - ok, throttled = results.count { $0.status == 429 }
+            let escalated = results.count(where: \.escalated)
             let rate = Double(ok) / wall
-            print(String(format: "%11d %7.1f %9.1f %8.1f %8.1f %8d %5d", level, rate, percentile(0.5), percentile(0.95), percentile(0.99), errors, throttled))
-            lines.append(String(format: #"{"task":"%@","concurrency":%d,"requests":%d,"ok":%d,"errors":%d,"throttled":%d,"rps":%.2f,"p50_ms":%.2f,"p95_ms":%.2f,"p99_ms":%.2f}"#,
-                                task, level, results.count, ok, errors, throttled, rate, percentile(0.5), percentile(0.95), percentile(0.99)))
+            print(String(format: "%11d %7.1f %9.1f %8.1f %8.1f %8d %5d %10d", level, rate, percentile(0.5), percentile(0.95), percentile(0.99), errors,
+                         throttled, escalated))
+            if ok > 0 && Double(escalated) / Double(ok) > 0.05 {
+                print(String(format: "warning: %.0f%% of the decisions were answered by the larger tier, so these figures measure that tier. "
+                    + "To measure the cascade's own path, serve a configuration with `escalation: none` (make loadtest-serve).",
+                    100 * Double(escalated) / Double(ok)))
+            }
+            lines.append(String(format: #"{"task":"%@","concurrency":%d,"requests":%d,"ok":%d,"errors":%d,"throttled":%d,"escalated":%d,"rps":%.2f,"p50_ms":%.2f,"p95_ms":%.2f,"p99_ms":%.2f}"#,
+                                task, level, results.count, ok, errors, throttled, escalated, rate, percentile(0.5), percentile(0.95), percentile(0.99)))
         }
         if let output {
             let folder = URL(fileURLWithPath: output).deletingLastPathComponent().path

@@ -34,7 +34,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Random seed for sampling.")
     var seed: UInt64 = 0
 
-    @Option(help: "Stop before this string (repeatable).")
+    @Option(help: "Stop before this string (repeatable). Backslash escapes are read: \\n, \\t, \\r, \\\\, \\u{HEX}; so --stop '\\n\\n' stops at a blank line.")
     var stop: [String] = []
 
     @Option(name: [.customShort("t"), .long], help: "Threads.")
@@ -57,7 +57,7 @@ struct Run: AsyncParsableCommand {
             tokens = try loaded.chatTokens(messages)
         }
         let parameters = GenerateParameters(maxTokens: maxTokens, temperature: temperature, topK: topK, topP: topP,
-                                            seed: seed, stop: stop)
+                                            seed: seed, stop: try stop.map(unescape))
         for try await event in generate(loaded.model, tokenizer: loaded.tokenizer, prompt: tokens, parameters: parameters) {
             switch event {
             case let .token(_, piece, _):
@@ -72,4 +72,36 @@ struct Run: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// A command-line string with backslash escapes read (`\n`, `\t`, `\r`, `\\`, `\u{HEX}`): shells pass `"\n"` as a
+/// backslash and an n. An unknown escape is an error naming it.
+func unescape(_ text: String) throws -> String {
+    var out = ""
+    var scalars = text.unicodeScalars.makeIterator()
+    while let c = scalars.next() {
+        guard c == "\\" else { out.unicodeScalars.append(c); continue }
+        switch scalars.next() {
+        case "n": out += "\n"
+        case "t": out += "\t"
+        case "r": out += "\r"
+        case "\\": out += "\\"
+        case "u":
+            guard scalars.next() == "{" else { throw ValidationError("\\u needs braces: \\u{HEX} in '\(text)'") }
+            var hex = ""
+            var closed = false
+            while let h = scalars.next() {
+                if h == "}" { closed = true; break }
+                hex.unicodeScalars.append(h)
+            }
+            guard closed else { throw ValidationError("\\u{\(hex) has no closing brace in '\(text)'") }
+            guard let value = UInt32(hex, radix: 16), let scalar = Unicode.Scalar(value) else {
+                throw ValidationError("\\u{\(hex)} is not a Unicode scalar in '\(text)'")
+            }
+            out.unicodeScalars.append(scalar)
+        case let other?: throw ValidationError("unknown escape \\\(other) in '\(text)' (known: \\n \\t \\r \\\\ \\u{HEX})")
+        case nil: throw ValidationError("'\(text)' ends with a lone backslash")
+        }
+    }
+    return out
 }

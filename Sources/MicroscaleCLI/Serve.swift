@@ -42,9 +42,18 @@ struct Serve: AsyncParsableCommand {
 }
 
 /// `microscale drift --config FILE`: escalation, review and correction rates and the confidence distribution per task,
-/// over the newest window of decisions beside the one before, read from the decision log.
+/// over the newest window of decisions beside the one before, read from the decision log. It needs the store, the
+/// tasks and the drift settings, not the service's keys: `env:` keys that are not set are no error here.
 struct DriftCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "drift", abstract: "Drift per task from the decision log, with the configured alerts.")
+    static let configuration = CommandConfiguration(
+        commandName: "drift", abstract: "Drift per task from the decision log, with the configured alerts.",
+        discussion: """
+            Every decision counts under its final route (accepted, escalated, review: they add up to 100%); \
+            escalations the larger tier did not answer ended in review and are shown again as "esc.failed", a part of \
+            the review share. Alerts wait until the current window has drift.min_samples decisions (default 30; for \
+            the correction rate, that many resolved reviews); until then the output says which are withheld. The \
+            service's API keys are not needed.
+            """)
 
     @Option(help: "The service configuration (YAML): its store, tasks and drift settings.")
     var config: String
@@ -62,7 +71,7 @@ struct DriftCommand: AsyncParsableCommand {
     var failOnAlert = false
 
     func run() async throws {
-        var settings = try ServiceConfig.load(config)
+        var settings = try ServiceConfig.load(config, requireSecrets: false)
         if let window { settings.drift.window = window }
         let names = try task.map { [$0] } ?? settings.tasks.map { try YAMLReader.load($0.path).required("name").string() }
         let store = try await openStore(url: settings.store)
@@ -76,22 +85,23 @@ struct DriftCommand: AsyncParsableCommand {
                 print(String(decoding: try encoder.encode(report), as: UTF8.self))
                 continue
             }
-            print("== \(name): window of \(report.window) decisions")
+            print("== \(name): window of \(report.window) decisions; alerts need \(report.minSamples) (drift.min_samples)")
             func pct(_ v: Double?) -> String { v.map { String(format: "%5.1f%%", $0 * 100) } ?? "    -" }
             func num(_ v: Double?) -> String { v.map { String(format: "%6.3f", $0) } ?? "     -" }
             func bars(_ h: [Int]) -> String {
                 let top = max(h.max() ?? 0, 1), ticks = Array(" ▁▂▃▄▅▆▇█")
                 return String(h.map { $0 == 0 ? ticks[0] : ticks[max(1, Int((Double($0) / Double(top) * 8).rounded(.up)))] })
             }
-            print("window     decisions  accepted  escalated  review  corrected(of resolved)  mean conf  conf<0.5  confidence 0…1")
+            print("window     decisions  accepted  escalated  review  (esc.failed)  corrected(of resolved)  mean conf  conf<0.5  confidence 0…1")
             for (label, w) in [("current", report.current), ("previous", report.previous)] {
                 guard let w else { print("previous   (none yet)"); continue }
                 print(label.padding(toLength: 10, withPad: " ", startingAt: 0) + " " + String(format: "%9d", w.decisions) + "    "
-                      + pct(w.acceptRate) + "     " + pct(w.escalationRate) + "  " + pct(w.reviewRate) + "   "
+                      + pct(w.acceptRate) + "     " + pct(w.escalationRate) + "  " + pct(w.reviewRate) + "      (" + pct(w.escalationFailureRate) + ")   "
                       + pct(w.correctionRate) + " (\(w.resolved))".padding(toLength: 15, withPad: " ", startingAt: 0) + "  "
                       + num(w.meanConfidence) + "     " + pct(w.lowConfidenceShare) + "  " + bars(w.confidenceHistogram))
             }
             for alert in report.alerts { print("ALERT \(alert.message)") }
+            for w in report.withheld { print(w.message) }
         }
         await store.close()
         if failOnAlert && alerts > 0 { throw ExitCode(4) }
