@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What the integration tests drive, installed and started on demand, printed as shell exports for `make test`:
 # a PostgreSQL on loopback, headless Chromium (Debian's package) and a virtual environment with the official
-# `openai` Python client and `websockets` (to drive Chromium over the DevTools protocol), both from PyPI. Progress goes to standard error.
+# `openai` Python client, the client libraries people use for structured output on top of it (instructor,
+# langchain-openai), and `websockets` (to drive Chromium over the DevTools protocol), all from PyPI. Progress goes to
+# standard error.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -14,10 +16,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 venv="$root/.venv-test"
-if ! "$venv/bin/python" -c "import openai, websockets" 2>/dev/null; then
-  echo "installing the openai client and websockets (to drive Chromium) into .venv-test" >&2
+if ! "$venv/bin/python" -c "import openai, websockets, instructor, langchain_openai" 2>/dev/null; then
+  echo "installing the openai client, instructor, langchain-openai and websockets (to drive Chromium) into .venv-test" >&2
   python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install -q "openai>=1.40" "websockets>=12" >&2
+  "$venv/bin/pip" install -q "openai>=1.40" "websockets>=12" "instructor>=1.7" "langchain-openai>=0.3" >&2
 fi
 
 postgres_url="$("$root/scripts/start-postgres.sh")"

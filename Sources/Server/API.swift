@@ -2,35 +2,66 @@ import Foundation
 import Store
 import StructuredOutput
 
-/// A request the API refuses, with the HTTP status and an OpenAI-style error body.
+/// A request the API refuses, with the HTTP status and OpenAI's error body:
+/// `{"error": {"message", "type", "param", "code"}}`, where `type` is OpenAI's category for the status
+/// (`invalid_request_error`, `authentication_error`, `permission_error`, `not_found_error`, `rate_limit_error`,
+/// `server_error`) and `code` says exactly what was wrong (`context_length_exceeded`, `unsupported_parameter`, …).
 public struct APIError: Error, CustomStringConvertible, Sendable {
     /// HTTP status code.
     public var statusCode: Int
-    /// invalid_request, unauthorized, forbidden, not_found, conflict, payload_too_large, overloaded, unavailable, internal.
-    public var type: String
+    /// What was wrong, machine-readable: invalid_request, unsupported_parameter, invalid_type, context_length_exceeded,
+    /// unauthorized, forbidden, not_found, model_not_found, method_not_allowed, conflict, payload_too_large,
+    /// unsupported_media_type, queue_limit_exceeded, overloaded, unavailable, internal.
+    public var code: String
     /// What was wrong and what to do.
     public var message: String
-    /// The offending parameter, if one.
+    /// The offending parameter, if one (a JSON path such as `inputs[3]` or `messages[0].content`).
     public var param: String?
     /// Seconds to wait before retrying (429, 503).
     public var retryAfter: Int?
     /// Methods allowed (405).
     var allow: String?
 
-    public var description: String { "\(statusCode) \(type): \(message)" }
+    /// An error with its status, code, message and parameter.
+    public init(statusCode: Int, code: String, message: String, param: String? = nil, retryAfter: Int? = nil) {
+        self.statusCode = statusCode
+        self.code = code
+        self.message = message
+        self.param = param
+        self.retryAfter = retryAfter
+    }
 
-    static func invalid(_ message: String, param: String? = nil) -> APIError { APIError(statusCode: 400, type: "invalid_request", message: message, param: param) }
-    static func notFound(_ message: String) -> APIError { APIError(statusCode: 404, type: "not_found", message: message) }
-    static func conflict(_ message: String) -> APIError { APIError(statusCode: 409, type: "conflict", message: message) }
+    public var description: String { "\(statusCode) \(code): \(message)" }
+
+    /// OpenAI's error type for the status.
+    public var type: String {
+        switch statusCode {
+        case 401: "authentication_error"
+        case 403: "permission_error"
+        case 404: "not_found_error"
+        case 429: "rate_limit_error"
+        case 400..<500: "invalid_request_error"
+        default: "server_error"
+        }
+    }
+
+    static func invalid(_ message: String, param: String? = nil, code: String = "invalid_request") -> APIError {
+        APIError(statusCode: 400, code: code, message: message, param: param)
+    }
+    static func unsupported(_ param: String, _ message: String) -> APIError {
+        APIError(statusCode: 400, code: "unsupported_parameter", message: message, param: param)
+    }
+    static func notFound(_ message: String) -> APIError { APIError(statusCode: 404, code: "not_found", message: message) }
+    static func conflict(_ message: String) -> APIError { APIError(statusCode: 409, code: "conflict", message: message) }
     static func unavailable(_ message: String, retryAfter: Int = 5) -> APIError {
-        APIError(statusCode: 503, type: "unavailable", message: message, retryAfter: retryAfter)
+        APIError(statusCode: 503, code: "unavailable", message: message, retryAfter: retryAfter)
     }
 
     /// The JSON body.
     var body: JSONValue {
-        var error: [(key: String, value: JSONValue)] = [("message", .string(message)), ("type", .string(type))]
-        if let param { error.append(("param", .string(param))) }
-        return .object([("error", .object(error))])
+        .object([("error", .object([
+            ("message", .string(message)), ("type", .string(type)), ("param", param.map(JSONValue.string) ?? .null), ("code", .string(code)),
+        ]))])
     }
 }
 
@@ -84,11 +115,18 @@ public struct DecisionResponse: Codable, Sendable {
     public var latencyMs: Latency
     public var modelVersion: String
     public var adapterVersion: String?
+    /// Whether the backbone read only the beginning of the input (its `max_input_tokens`); nil when not measured.
+    public var truncated: Bool?
+    /// Probability mass on each high-risk class (classification), as the command line shows it.
+    public var highRiskMass: [String: Double]?
+    /// Tokens the backbone made of the input, and how many it read.
+    public var inputTokens: Int?
+    public var tokensKept: Int?
 
     enum CodingKeys: String, CodingKey {
-        case id, task, label, fields, confidence, route, reason, detail, tier, alternatives, draft, escalation
-        case fieldChecks = "field_checks", riskClass = "risk_class", latencyMs = "latency_ms"
-        case modelVersion = "model_version", adapterVersion = "adapter_version"
+        case id, task, label, fields, confidence, route, reason, detail, tier, alternatives, draft, escalation, truncated
+        case fieldChecks = "field_checks", riskClass = "risk_class", latencyMs = "latency_ms", highRiskMass = "high_risk_mass"
+        case modelVersion = "model_version", adapterVersion = "adapter_version", inputTokens = "input_tokens", tokensKept = "tokens_kept"
     }
 
     /// Routes the decision to a person, with `reason` (unchanged when nil) and `detail`.
@@ -130,20 +168,28 @@ struct DecisionRecordResponse: Codable, Sendable {
     var id: String, task: String, createdAt: String, input: String?, inputSHA256: String
     var label: String?, fields: JSONValue?, confidence: Double?, route: String, reason: String, detail: String, tier: String
     var draft: JSONValue?, escalation: JSONValue?, latencyMs: JSONValue?, modelVersion: String, adapterVersion: String?
+    var truncated: Bool?, inputTokens: Int?, tokensKept: Int?
     var review: ReviewItemResponse?
 
     enum CodingKeys: String, CodingKey {
-        case id, task, input, label, fields, confidence, route, reason, detail, tier, draft, escalation, review
+        case id, task, input, label, fields, confidence, route, reason, detail, tier, draft, escalation, review, truncated
         case createdAt = "created_at", inputSHA256 = "input_sha256", latencyMs = "latency_ms"
-        case modelVersion = "model_version", adapterVersion = "adapter_version"
+        case modelVersion = "model_version", adapterVersion = "adapter_version", inputTokens = "input_tokens", tokensKept = "tokens_kept"
     }
 
     init(_ d: DecisionRecord, review: ReviewItemResponse?) {
         id = d.id; task = d.task; createdAt = iso8601(d.createdAt); input = d.input; inputSHA256 = d.inputSHA256
         label = d.label; fields = d.fieldsJSON.flatMap { try? JSONValue.parse($0) }; confidence = d.confidence
         route = d.route; reason = d.reason; detail = d.detail; tier = d.tier
-        draft = d.draftJSON.flatMap { try? JSONValue.parse($0) }; escalation = d.escalationJSON.flatMap { try? JSONValue.parse($0) }
+        draft = d.draftJSON.flatMap { try? JSONValue.parse($0) }
+        // The tier's raw answer stays in the log for operators; the API shows the summary only.
+        escalation = d.escalationJSON.flatMap { try? JSONValue.parse($0) }.map { e in
+            guard case let .object(members) = e else { return e }
+            return .object(members.filter { $0.key != "response_body" })
+        }
         latencyMs = try? JSONValue.parse(d.latencyJSON); modelVersion = d.modelVersion; adapterVersion = d.adapterVersion
+        inputTokens = d.inputTokens; tokensKept = d.tokensKept
+        truncated = d.inputTokens.flatMap { n in d.tokensKept.map { n > $0 } }
         self.review = review
     }
 }
@@ -209,5 +255,14 @@ extension JSONValue {
             result[k] = v
         }
         return result
+    }
+}
+
+/// Refuses text containing U+0000: PostgreSQL's text type cannot hold it and C APIs end strings at it, so it could
+/// not be stored byte for byte. Other control characters are stored exactly as received.
+func refuseNUL(_ text: String, param: String) throws {
+    if let i = text.unicodeScalars.firstIndex(of: "\u{0}") {
+        let offset = text.unicodeScalars.distance(from: text.unicodeScalars.startIndex, to: i)
+        throw APIError.invalid("\(param) contains U+0000 (NUL) at scalar \(offset); it cannot be stored, so the input is refused", param: param)
     }
 }

@@ -38,6 +38,9 @@ public final class CascadeService: Sendable {
         engine = Engine(maxQueue: config.limits.maxQueue, maxBatch: config.limits.maxBatch)
         var httpConfiguration = HTTPClient.Configuration()
         httpConfiguration.connectionPool.retryConnectionEstablishment = false
+        // Each escalation client sends at most its max_concurrent (≤ 64) requests at once, so the pool always has a
+        // connection for them and no attempt waits on the pool under its own deadline.
+        httpConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         httpConfiguration.timeout.connect = .milliseconds(Int64(min(config.escalation?.timeout ?? 5, 5) * 1000))
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
         let http = self.http
@@ -49,9 +52,11 @@ public final class CascadeService: Sendable {
             if tier == nil, case let .classification(c, _, _) = task, let large = c.spec.tiers.large, let url = large.destination,
                url.hasPrefix("http") {
                 tier = ServiceConfig.Escalation(baseURL: url, model: large.model ?? "default")
+                // Checked when the service loads: a missing env: variable is an error there.
+                tier?.apiKey = config.escalationKey ?? (try? large.resolvedAPIKey(ProcessInfo.processInfo.environment)) ?? nil
             }
             guard let tier else { continue }
-            let key = tier.baseURL + "\u{0}" + tier.model
+            let key = tier.baseURL + "\u{0}" + tier.model + "\u{0}" + Digest.of(tier.apiKey ?? "")
             let client = byEndpoint[key] ?? EscalationClient(tier: tier, http: http, logger: logger)
             byEndpoint[key] = client
             clients[task.name] = client
@@ -75,6 +80,9 @@ public final class CascadeService: Sendable {
             logger.info("task loaded", metadata: ["task": "\(task.name)", "model": "\(task.modelVersion.prefix(12))"])
             tasks.append(task)
         }
+        for case let .classification(c, _, _) in tasks where config.escalation == nil && config.escalationKey == nil {
+            _ = try c.spec.tiers.large?.resolvedAPIKey(ProcessInfo.processInfo.environment)
+        }
         let store = try await openStore(url: config.store)
         return CascadeService(config: config, tasks: tasks, chatModels: chat, store: store, logger: logger)
     }
@@ -88,9 +96,9 @@ public final class CascadeService: Sendable {
 
     // MARK: Deciding
 
-    /// Decides `texts` for `taskName`; each decision is stored (and queued for review when it goes there) before it is
-    /// returned.
-    public func decide(taskName: String, texts: [String]) async throws -> [DecisionResponse] {
+    /// Decides `inputs` for `taskName`; each decision is stored (and queued for review when it goes there) before it
+    /// is returned. Errors name the input at fault: `text` for a single input, `inputs[i]` in a batch.
+    public func decide(taskName: String, inputs texts: [String], batch: Bool) async throws -> [DecisionResponse] {
         guard let task = tasks[taskName] else {
             throw APIError.notFound("no task '\(taskName)'; tasks: \(tasks.keys.sorted().joined(separator: ", "))")
         }
@@ -98,16 +106,25 @@ public final class CascadeService: Sendable {
         guard texts.count <= config.limits.maxBatchInputs else {
             throw APIError.invalid("\(texts.count) inputs in one request; the limit is \(config.limits.maxBatchInputs)", param: "inputs")
         }
+        // A batch larger than the whole queue could never be admitted: say so instead of 429 forever.
+        guard texts.count <= config.limits.maxQueue else {
+            throw APIError(statusCode: 413, code: "queue_limit_exceeded",
+                           message: "\(texts.count) inputs cannot fit the engine queue of \(config.limits.maxQueue) (limits.max_queue); send at most \(config.limits.maxQueue) per request",
+                           param: "inputs")
+        }
         let limit: Int
         switch task {
         case let .classification(c, _, _): limit = c.spec.maxInputCharacters
         case let .extraction(t, _): limit = t.maxInputCharacters
         }
         for (i, text) in texts.enumerated() {
-            let at = texts.count > 1 ? "inputs[\(i)]" : "text"
-            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw APIError.invalid("\(at) is empty", param: at) }
-            if text.count > limit {
-                throw APIError.invalid("\(at) has \(text.count) characters; task \(taskName) accepts at most \(limit)", param: at)
+            let at = batch ? "inputs[\(i)]" : "text"
+            // Empty after normalisation (only whitespace, zero-width and format characters) is empty: nothing to decide.
+            if RuleText.isBlank(text) { throw APIError.invalid("\(at) is empty (nothing but whitespace or invisible characters)", param: at) }
+            try refuseNUL(text, param: at)
+            let scalars = text.unicodeScalars.count
+            if scalars > limit {
+                throw APIError.invalid("\(at) has \(scalars) characters (Unicode scalars); task \(taskName) accepts at most \(limit)", param: at)
             }
         }
         let start = ContinuousClock.now
@@ -125,7 +142,7 @@ public final class CascadeService: Sendable {
                             let enqueued = ContinuousClock.now
                             let (result, timing) = try await self.engine.run {
                                 let begin = ContinuousClock.now
-                                let r = try t.extract(text, model: model.loaded, constraints: model.constraints)
+                                let r = try t.extract(text, model: model.loaded, constraints: model.constraints, maxWhitespace: self.config.jsonWhitespace)
                                 return (r, Engine.Timing(queueMs: (begin - enqueued).seconds * 1e3, modelMs: (ContinuousClock.now - begin).seconds * 1e3))
                             }
                             return (i, Drafted(text: text, classification: nil, extraction: result, timing: timing))
@@ -137,8 +154,7 @@ public final class CascadeService: Sendable {
                 }
             }
         } catch let e as Overloaded {
-            Counter(label: "microscale_rejected_total", dimensions: [("reason", "overloaded")]).increment()
-            throw APIError(statusCode: 429, type: "overloaded", message: e.description, retryAfter: e.retryAfter)
+            throw APIError(statusCode: 429, code: "overloaded", message: e.description, retryAfter: e.retryAfter)
         } catch let e as InputError {
             throw APIError.invalid(e.message)
         }
@@ -170,9 +186,11 @@ public final class CascadeService: Sendable {
             let d = draft.classification!
             response = DecisionResponse(
                 id: UUID().uuidString.lowercased(), task: task.name, label: d.label, fields: nil, fieldChecks: nil, confidence: d.probability,
-                route: Self.routeName(d.route), reason: Self.snakeCase(d.reason.rawValue), detail: d.detail, riskClass: d.riskClass,
-                tier: Self.tierName(d.route), alternatives: d.alternatives.map { AlternativeLabel(label: $0.label, probability: $0.probability) },
-                draft: nil, escalation: nil, latencyMs: Latency(), modelVersion: task.modelVersion, adapterVersion: task.adapterVersion)
+                route: d.route.outcome, reason: d.reason.apiName, detail: d.detail, riskClass: d.riskClass,
+                tier: d.route.tier, alternatives: d.alternatives.map { AlternativeLabel(label: $0.label, probability: $0.probability) },
+                draft: nil, escalation: nil, latencyMs: Latency(), modelVersion: task.modelVersion, adapterVersion: task.adapterVersion,
+                truncated: d.inputTokens == nil ? nil : d.truncated, highRiskMass: d.highRiskMass,
+                inputTokens: d.inputTokens, tokensKept: d.tokensKept)
             needsTier = d.route == .escalate
         case .extraction:
             let r = draft.extraction!
@@ -205,6 +223,8 @@ public final class CascadeService: Sendable {
             Counter(label: "microscale_rejected_total", dimensions: [("reason", "store_failed")]).increment()
             throw APIError.unavailable("the decision could not be stored, so it is not acknowledged: \(error)")
         }
+        // The tier's raw answer is for the log; the client gets the summary in `error`.
+        response.escalation?.responseBody = nil
         response.latencyMs.store = (ContinuousClock.now - storeStart).seconds * 1e3
         response.latencyMs.total = (ContinuousClock.now - start).seconds * 1e3
         response.latencyMs = response.latencyMs.rounded
@@ -268,11 +288,12 @@ public final class CascadeService: Sendable {
             guard let label = answer["label"]?.stringValue, let index = c.spec.labelIndex(label) else { return }
             response.label = label
             response.riskClass = c.spec.labels[index].risk
-            // The larger tier's label meets the same always-review labels and rules as the small model's.
+            // The larger tier's label meets the same review policy as the small model's: always-review labels, the
+            // rules, and a risk class whose uncertain predictions go to a person (the larger tier is not certified).
             var outcome = Policy.Outcome(label: index, probability: response.confidence ?? 0, route: .escalate, reason: .belowThreshold, detail: response.detail)
-            c.policy.applyRules(&outcome, text: text)
+            c.policy.applyToLargerTier(&outcome, text: text)
             if outcome.route == .review {
-                response.sendToReview(reason: Self.snakeCase(outcome.reason.rawValue), detail: "the larger tier answered \(label); " + outcome.detail)
+                response.sendToReview(reason: outcome.reason.apiName, detail: "the larger tier answered \(label); " + outcome.detail)
             }
         case let .extraction(t, _):
             let checked = t.check(StructuredGeneration(value: answer, schema: t.schema), input: text)
@@ -295,7 +316,7 @@ public final class CascadeService: Sendable {
             id: r.id, task: r.task, createdAt: Date(), input: input, inputSHA256: Digest.of(text), label: r.label,
             fieldsJSON: r.fields?.description, confidence: r.confidence, route: r.route, reason: r.reason, detail: r.detail, tier: r.tier,
             draftJSON: try json(r.draft), escalationJSON: try json(r.escalation), latencyJSON: try json(r.latencyMs) ?? "{}",
-            modelVersion: r.modelVersion, adapterVersion: r.adapterVersion)
+            modelVersion: r.modelVersion, adapterVersion: r.adapterVersion, inputTokens: r.inputTokens, tokensKept: r.tokensKept)
     }
 
     private func reviewItem(_ r: DecisionResponse, text: String) -> ReviewItem? {
@@ -312,29 +333,6 @@ public final class CascadeService: Sendable {
     static func checks(_ r: ExtractionResult) -> [FieldCheck] {
         r.fields.map { FieldCheck(name: $0.name, valid: $0.valid, reasons: $0.reasons) } +
             (r.otherViolations.isEmpty ? [] : [FieldCheck(name: "/", valid: false, reasons: r.otherViolations)])
-    }
-
-    static func routeName(_ route: Route) -> String {
-        switch route {
-        case .accept: "accepted"
-        case .escalate: "escalated"
-        case .review: "review"
-        }
-    }
-
-    static func tierName(_ route: Route) -> String {
-        switch route {
-        case .accept: "small"
-        case .escalate: "large"
-        case .review: "human"
-        }
-    }
-
-    /// `belowThreshold` → `below_threshold`.
-    static func snakeCase(_ s: String) -> String {
-        s.reduce(into: "") { out, c in
-            if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }
-        }
     }
 
     // MARK: Review

@@ -5,15 +5,22 @@ import ServiceLifecycle
 import Store
 
 /// Rates over one window of a task's decisions.
+///
+/// Every decision counts under exactly one final route, the one the log records, so `acceptRate + escalationRate +
+/// reviewRate` is 1. A failed escalation (the larger tier did not answer, so the input went to a person) ended in
+/// review and counts there only; `escalationFailureRate` reports those failures on their own, as a part of
+/// `reviewRate`, not beside it.
 public struct DriftWindow: Codable, Sendable, Equatable {
     /// Decisions in the window.
     public var decisions: Int
-    /// Share accepted from the small model.
+    /// Share that ended accepted from the small model.
     public var acceptRate: Double
-    /// Share sent to the larger tier (answered or not).
+    /// Share that ended answered by the larger tier.
     public var escalationRate: Double
-    /// Share that ended in review.
+    /// Share that ended in review, failed escalations included.
     public var reviewRate: Double
+    /// Share sent to the larger tier that it did not answer, so they went to review: a subset of `reviewRate`.
+    public var escalationFailureRate: Double
     /// Mean calibrated confidence (decisions that have one).
     public var meanConfidence: Double?
     /// Share with confidence below 0.5.
@@ -28,6 +35,7 @@ public struct DriftWindow: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case decisions, resolved
         case acceptRate = "accept_rate", escalationRate = "escalation_rate", reviewRate = "review_rate", meanConfidence = "mean_confidence"
+        case escalationFailureRate = "escalation_failure_rate"
         case lowConfidenceShare = "low_confidence_share", confidenceHistogram = "confidence_histogram", correctionRate = "correction_rate"
     }
 
@@ -36,8 +44,9 @@ public struct DriftWindow: Codable, Sendable, Equatable {
         let n = Double(max(decisions.count, 1))
         self.decisions = decisions.count
         acceptRate = Double(decisions.count { $0.route == "accepted" }) / n
-        escalationRate = Double(decisions.count { $0.route == "escalated" || $0.escalationJSON != nil }) / n
+        escalationRate = Double(decisions.count { $0.route == "escalated" }) / n
         reviewRate = Double(decisions.count { $0.route == "review" }) / n
+        escalationFailureRate = Double(decisions.count { $0.route == "review" && $0.reason == "escalation_failed" }) / n
         let confidences = decisions.compactMap(\.confidence)
         meanConfidence = confidences.isEmpty ? nil : confidences.reduce(0, +) / Double(confidences.count)
         lowConfidenceShare = confidences.isEmpty ? nil : Double(confidences.count { $0 < 0.5 }) / Double(confidences.count)
@@ -50,17 +59,30 @@ public struct DriftWindow: Codable, Sendable, Equatable {
 }
 
 /// A task's drift: the latest window of decisions beside the one before it, and the alerts that fire.
+///
+/// A rate over a handful of decisions says little, so alerts wait for enough of them: the rate and confidence alerts
+/// for `drift.min_samples` decisions in the current window (default 30), the correction-rate alert for as many
+/// resolved reviews. Until then an alert that is configured is withheld, and `withheld` says so.
 public struct DriftReport: Codable, Sendable {
     /// Task name.
     public var task: String
     /// Decisions per window.
     public var window: Int
+    /// Decisions (or, for the correction rate, resolved reviews) the current window needs before alerts may fire.
+    public var minSamples: Int
     /// The newest `window` decisions.
     public var current: DriftWindow
     /// The `window` decisions before them (nil until there are any).
     public var previous: DriftWindow?
     /// Thresholds crossed.
     public var alerts: [Alert]
+    /// Configured alerts not checked yet because the window has too few decisions or resolved reviews.
+    public var withheld: [Alert]
+
+    enum CodingKeys: String, CodingKey {
+        case task, window, current, previous, alerts, withheld
+        case minSamples = "min_samples"
+    }
 
     /// A crossed threshold.
     public struct Alert: Codable, Sendable, Equatable {
@@ -87,19 +109,32 @@ public struct DriftReport: Codable, Sendable {
             alerts.append(Alert(metric: metric, message: String(
                 format: "%@ %.3f is above the alert threshold %.3f over the last %d decisions", metric, value, limit, now.decisions)))
         }
-        // A rate over a handful of decisions says little: alerts wait for enough of them.
-        let enough = now.decisions >= drift.minSamples
-        if enough {
+        // A rate over a handful of decisions says little: alerts wait for drift.min_samples of them.
+        var withheld: [Alert] = []
+        func withhold(_ metric: String, _ limit: Double?, have: Int, of what: String) {
+            guard limit != nil else { return }
+            withheld.append(Alert(metric: metric, message: "\(metric) alert withheld: \(have) \(what) in the current window, alerts need drift.min_samples = \(drift.minSamples)"))
+        }
+        if now.decisions >= drift.minSamples {
             check("escalation_rate", now.escalationRate, above: drift.escalationRate)
             check("review_rate", now.reviewRate, above: drift.reviewRate)
+            if let limit = drift.meanConfidence, let mean = now.meanConfidence, mean < limit {
+                alerts.append(Alert(metric: "mean_confidence", message: String(
+                    format: "mean_confidence %.3f is below the alert threshold %.3f over the last %d decisions", mean, limit, now.decisions)))
+            }
+        } else {
+            withhold("escalation_rate", drift.escalationRate, have: now.decisions, of: "decisions")
+            withhold("review_rate", drift.reviewRate, have: now.decisions, of: "decisions")
+            withhold("mean_confidence", drift.meanConfidence, have: now.decisions, of: "decisions")
         }
-        if now.resolved >= drift.minSamples { check("correction_rate", now.correctionRate, above: drift.correctionRate) }
-        if enough, let limit = drift.meanConfidence, let mean = now.meanConfidence, mean < limit {
-            alerts.append(Alert(metric: "mean_confidence", message: String(
-                format: "mean_confidence %.3f is below the alert threshold %.3f over the last %d decisions", mean, limit, now.decisions)))
+        if now.resolved >= drift.minSamples {
+            check("correction_rate", now.correctionRate, above: drift.correctionRate)
+        } else {
+            withhold("correction_rate", drift.correctionRate, have: now.resolved, of: "resolved reviews")
         }
-        return DriftReport(task: task, window: window, current: now,
-                           previous: older.isEmpty ? nil : DriftWindow(decisions: older, resolved: olderResolved), alerts: alerts)
+        return DriftReport(task: task, window: window, minSamples: drift.minSamples, current: now,
+                           previous: older.isEmpty ? nil : DriftWindow(decisions: older, resolved: olderResolved), alerts: alerts,
+                           withheld: withheld)
     }
 }
 
@@ -135,6 +170,7 @@ struct DriftMonitor: Service {
         let d = [("task", r.task)]
         Gauge(label: "microscale_drift_escalation_rate", dimensions: d).record(r.current.escalationRate)
         Gauge(label: "microscale_drift_review_rate", dimensions: d).record(r.current.reviewRate)
+        Gauge(label: "microscale_drift_escalation_failure_rate", dimensions: d).record(r.current.escalationFailureRate)
         Gauge(label: "microscale_drift_accept_rate", dimensions: d).record(r.current.acceptRate)
         Gauge(label: "microscale_drift_window_decisions", dimensions: d).record(r.current.decisions)
         if let c = r.current.correctionRate { Gauge(label: "microscale_drift_correction_rate", dimensions: d).record(c) }

@@ -25,10 +25,13 @@ public struct EscalationOutcome: Codable, Sendable {
     public var answer: JSONValue?
     /// Milliseconds spent, back-offs included.
     public var latencyMs: Double
+    /// The start of what the tier sent with its last failure: kept in the decision log for diagnosis, removed from
+    /// the API answer (the client gets `error`, a summary).
+    public var responseBody: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case endpoint, model, attempts, outcome, error, answer
-        case latencyMs = "latency_ms"
+        case latencyMs = "latency_ms", responseBody = "response_body"
     }
 }
 
@@ -81,6 +84,7 @@ public struct EscalationClient: Sendable {
     public let tier: ServiceConfig.Escalation
     let http: HTTPClient
     let breaker: CircuitBreaker
+    let permits: Permits
     let logger: Logger
 
     /// A client for a tier.
@@ -89,18 +93,39 @@ public struct EscalationClient: Sendable {
         self.http = http
         self.logger = logger
         breaker = CircuitBreaker(threshold: tier.breakerFailures, cooldown: .milliseconds(Int(tier.breakerCooldown * 1000)))
+        permits = Permits(tier.maxConcurrent)
     }
 
     /// One failed attempt.
     struct AttemptError: Error {
         var message: String
+        /// What the tier sent (kept in the decision log, never in the API answer).
+        var body: String? = nil
         var retryable: Bool
+        /// The failure was on this side (no pooled connection free in time), not the tier's.
+        var local = false
     }
 
     /// Asks the tier; `schema` is the JSON Schema the answer must meet (its document is sent as `response_format`, and
     /// the answer is checked against it here).
     public func ask(task: String, system: String, user: String, schema: Schema, draft: [(String, String)]) async -> EscalationOutcome {
+        // At most `max_concurrent` requests to the tier at once (within the HTTP client's connection pool, so no attempt
+        // waits for a pooled connection under its own deadline). Waiting here is ours, not the tier's: it never counts
+        // against the breaker, and it is bounded by the tier's timeout.
         let start = ContinuousClock.now
+        guard await permits.acquire(timeout: tier.timeout) else {
+            Counter(label: "microscale_escalations_total", dimensions: [("task", task), ("outcome", "failed")]).increment()
+            return EscalationOutcome(endpoint: tier.baseURL, model: tier.model, attempts: 0, outcome: .failed,
+                                     error: "no request slot to the tier was free within \(tier.timeout) s (\(tier.maxConcurrent) in flight); the tier itself was not asked",
+                                     answer: nil, latencyMs: (ContinuousClock.now - start).seconds * 1e3)
+        }
+        let outcome = await askHoldingPermit(task: task, system: system, user: user, schema: schema, draft: draft, start: start)
+        await permits.release()
+        return outcome
+    }
+
+    private func askHoldingPermit(task: String, system: String, user: String, schema: Schema, draft: [(String, String)],
+                                  start: ContinuousClock.Instant) async -> EscalationOutcome {
         var outcome = EscalationOutcome(endpoint: tier.baseURL, model: tier.model, attempts: 0, outcome: .failed, error: nil, answer: nil, latencyMs: 0)
         defer { Counter(label: "microscale_escalations_total", dimensions: [("task", task), ("outcome", outcome.outcome.rawValue)]).increment() }
         let body = JSONValue.object([
@@ -123,16 +148,20 @@ public struct EscalationClient: Sendable {
                 break
             }
             outcome.attempts += 1
+            Counter(label: "microscale_escalation_attempts_total", dimensions: [("task", task)]).increment()
             do {
                 let answer = try await attemptOnce(body: body, schema: schema, task: task, draft: draft)
                 await breaker.record(success: true)
                 outcome.outcome = .answered
                 outcome.answer = answer
                 outcome.error = nil
+                outcome.responseBody = nil
                 break
             } catch let error as AttemptError {
-                await breaker.record(success: false)
+                // A wait for one of our own pooled connections says nothing about the tier: it does not open the breaker.
+                if !error.local { await breaker.record(success: false) }
                 outcome.error = error.message
+                outcome.responseBody = error.body
                 logger.warning("escalation attempt failed", metadata: ["task": "\(task)", "attempt": "\(attempt + 1)", "error": "\(error.message)"])
                 guard error.retryable, attempt < tier.retries else { break }
                 let backoff = tier.backoff * pow(2, Double(attempt)) * Double.random(in: 0.5...1.5)
@@ -167,6 +196,8 @@ public struct EscalationClient: Sendable {
             }
         } catch is DeadlineExceeded {
             throw AttemptError(message: "no answer within \(timeout) s", retryable: true)
+        } catch let error as HTTPClientError where error == .getConnectionFromPoolTimeout {
+            throw AttemptError(message: "no connection to the tier was free within \(timeout) s", retryable: true, local: true)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             throw AttemptError(message: "no answer within \(timeout) s", retryable: true)
         } catch {
@@ -175,13 +206,13 @@ public struct EscalationClient: Sendable {
         let text = String(buffer: payload)
         guard status == .ok else {
             let retryable = status.code == 408 || status.code == 429 || status.code >= 500
-            throw AttemptError(message: "HTTP \(status.code): \(text.prefix(200))", retryable: retryable)
+            throw AttemptError(message: "HTTP \(status.code) from the tier", body: String(text.prefix(2000)), retryable: retryable)
         }
         guard let envelope = try? JSONValue.parse(Array(payload.readableBytesView)),
               case let .array(choices)? = envelope["choices"], let content = choices.first?["message"]?["content"]?.stringValue
-        else { throw AttemptError(message: "the response is not a chat completion: \(text.prefix(200))", retryable: false) }
+        else { throw AttemptError(message: "the response is not a chat completion", body: String(text.prefix(2000)), retryable: false) }
         guard let answer = try? JSONValue.parse(content) else {
-            throw AttemptError(message: "the answer is not JSON: \(content.prefix(200))", retryable: false)
+            throw AttemptError(message: "the answer is not JSON", body: String(content.prefix(2000)), retryable: false)
         }
         let violations = schema.violations(of: answer)
         guard violations.isEmpty else {
@@ -193,3 +224,39 @@ public struct EscalationClient: Sendable {
 
 /// An operation ran past its deadline.
 struct DeadlineExceeded: Error {}
+
+/// A counting semaphore with a timeout: `acquire` waits in arrival order for one of `count` permits.
+actor Permits {
+    private var available: Int
+    private var waiters: [(id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
+    private var nextID = 0
+
+    init(_ count: Int) { available = max(1, count) }
+
+    /// Takes a permit, waiting at most `timeout` seconds; false when none came in time.
+    func acquire(timeout: Double) async -> Bool {
+        if available > 0 {
+            available -= 1
+            return true
+        }
+        let id = nextID
+        nextID += 1
+        return await withCheckedContinuation { continuation in
+            waiters.append((id, continuation))
+            Task {
+                try? await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+                self.expire(id)
+            }
+        }
+    }
+
+    private func expire(_ id: Int) {
+        guard let i = waiters.firstIndex(where: { $0.id == id }) else { return }
+        waiters.remove(at: i).continuation.resume(returning: false)
+    }
+
+    /// Returns a permit (to the longest waiter, if any).
+    func release() {
+        if waiters.isEmpty { available += 1 } else { waiters.removeFirst().continuation.resume(returning: true) }
+    }
+}

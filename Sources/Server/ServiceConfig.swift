@@ -42,6 +42,8 @@ public struct ServiceConfig: Sendable {
         public var breakerCooldown: Double = 30
         /// Most tokens the tier may answer with.
         public var maxTokens: Int = 200
+        /// Most requests to the tier at once; more escalations wait (at most `timeout`) for one to finish.
+        public var maxConcurrent: Int = 8
     }
 
     /// Request limits.
@@ -104,6 +106,11 @@ public struct ServiceConfig: Sendable {
     public var drift = Drift()
     /// Engine threads.
     public var threads = 2
+    /// Whitespace bytes allowed at each structural position of JSON generated under a schema (0: compact, the default;
+    /// `structured_output.max_whitespace`).
+    public var jsonWhitespace: UInt8 = 0
+    /// `MICROSCALE_ESCALATION_KEY`: the bearer key for every escalation endpoint (overrides a task's tiers.large.api_key).
+    public var escalationKey: String?
     /// Minutes a review claim is held.
     public var claimMinutes: Double = 10
 
@@ -112,19 +119,26 @@ public struct ServiceConfig: Sendable {
 
     /// Loads a configuration file; relative paths are relative to the file. Environment variables override:
     /// `MICROSCALE_STORE_URL`, `MICROSCALE_PORT`, `MICROSCALE_ESCALATION_URL`, `MICROSCALE_ESCALATION_MODEL`,
-    /// `MICROSCALE_ESCALATION_KEY`.
-    public static func load(_ file: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ServiceConfig {
+    /// `MICROSCALE_ESCALATION_KEY`. With `requireSecrets` false, an `env:NAME` key whose variable is not set is left
+    /// out instead of refused: for commands that use no keys (`drift`), never for serving.
+    public static func load(
+        _ file: String, environment: [String: String] = ProcessInfo.processInfo.environment, requireSecrets: Bool = true
+    ) throws -> ServiceConfig {
         let folder = URL(fileURLWithPath: file).deletingLastPathComponent().path
         func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : folder + "/" + path }
-        func secret(_ r: YAMLReader) throws -> String {
+        func secret(_ r: YAMLReader) throws -> String? {
             let value = try r.string()
             guard value.hasPrefix("env:") else { return value }
             let name = String(value.dropFirst(4))
-            guard let v = environment[name], !v.isEmpty else { throw r.error("environment variable \(name) is not set") }
+            guard let v = environment[name], !v.isEmpty else {
+                if !requireSecrets { return nil }
+                throw r.error("environment variable \(name) is not set")
+            }
             return v
         }
         let r = try YAMLReader.load(file)
-        try r.only(["listen", "auth", "store", "log_inputs", "tasks", "chat_models", "escalation", "limits", "drift", "threads", "review"])
+        try r.only(["listen", "auth", "store", "log_inputs", "tasks", "chat_models", "escalation", "limits", "drift", "threads", "review",
+                    "structured_output"])
         var c = ServiceConfig()
         if let l = r.child("listen") {
             try l.only(["host", "port"])
@@ -133,8 +147,8 @@ public struct ServiceConfig: Sendable {
         }
         if let a = r.child("auth") {
             try a.only(["api_keys", "reviewer_keys"])
-            c.apiKeys = try a.child("api_keys")?.items().map(secret) ?? []
-            c.reviewerKeys = try a.child("reviewer_keys")?.items().map(secret) ?? []
+            c.apiKeys = try a.child("api_keys")?.items().compactMap(secret) ?? []
+            c.reviewerKeys = try a.child("reviewer_keys")?.items().compactMap(secret) ?? []
         }
         if let s = r.child("store") {
             let url = try s.string()
@@ -156,15 +170,16 @@ public struct ServiceConfig: Sendable {
             c.escalationDisabled = true
         } else if let e = r.child("escalation") {
             try e.only(["base_url", "model", "api_key", "timeout_seconds", "retries", "backoff_seconds", "breaker_failures",
-                        "breaker_cooldown_seconds", "max_tokens"])
+                        "breaker_cooldown_seconds", "max_tokens", "max_concurrent"])
             var tier = Escalation(baseURL: try e.required("base_url").string(), model: try e.required("model").string())
-            tier.apiKey = try e.child("api_key").map(secret)
+            tier.apiKey = try e.child("api_key").flatMap(secret)
             if let v = e.child("timeout_seconds") { tier.timeout = try v.double(in: 0.05...600) }
             if let v = e.child("retries") { tier.retries = try v.int(in: 0...10) }
             if let v = e.child("backoff_seconds") { tier.backoff = try v.double(in: 0...60) }
             if let v = e.child("breaker_failures") { tier.breakerFailures = try v.int(in: 1...1000) }
             if let v = e.child("breaker_cooldown_seconds") { tier.breakerCooldown = try v.double(in: 0.1...3600) }
             if let v = e.child("max_tokens") { tier.maxTokens = try v.int(in: 1...4096) }
+            if let v = e.child("max_concurrent") { tier.maxConcurrent = try v.int(in: 1...64) }
             c.escalation = tier
         }
         if let l = r.child("limits") {
@@ -189,6 +204,10 @@ public struct ServiceConfig: Sendable {
                 c.drift.meanConfidence = try a.child("mean_confidence_below")?.double(in: 0...1)
             }
         }
+        if let o = r.child("structured_output") {
+            try o.only(["max_whitespace"])
+            if let w = o.child("max_whitespace") { c.jsonWhitespace = UInt8(try w.int(in: 0...64)) }
+        }
         if let t = r.child("threads") { c.threads = try t.int(in: 1...256) }
         if let v = r.child("review") {
             try v.only(["claim_minutes"])
@@ -212,6 +231,10 @@ public struct ServiceConfig: Sendable {
             tier.model = model
             escalation = tier
         }
-        if let key = environment["MICROSCALE_ESCALATION_KEY"], !key.isEmpty { escalation?.apiKey = key }
+        if let key = environment["MICROSCALE_ESCALATION_KEY"], !key.isEmpty {
+            escalation?.apiKey = key
+            // Without an escalation block each task's tiers.large endpoint is used: the key applies there too.
+            escalationKey = key
+        }
     }
 }

@@ -160,13 +160,14 @@ struct HTTP {
         func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
     }
 
-    func send(_ method: String, _ path: String, json: Any? = nil, raw: [UInt8]? = nil, key: String?? = nil, timeout: Int64 = 300) async throws -> Reply {
+    func send(_ method: String, _ path: String, json: Any? = nil, raw: [UInt8]? = nil, key: String?? = nil, timeout: Int64 = 300,
+              contentType: String = "application/json") async throws -> Reply {
         var request = HTTPClientRequest(url: base + path)
         request.method = .init(rawValue: method)
         if let k = key ?? self.key { request.headers.add(name: "Authorization", value: "Bearer \(k)") }
         if let json { request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: json))) }
         if let raw { request.body = .bytes(ByteBuffer(bytes: raw)) }
-        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Content-Type", value: contentType)
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(timeout))
         let body = try await response.body.collect(upTo: 16 << 20)
         return Reply(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, body: Data(buffer: body))

@@ -63,6 +63,21 @@ func escalatingText(adapter: String) throws -> String {
         #expect(server.stop() == 0)
     }
 
+    /// The OpenAI SDK's `parse`, Instructor (JSON_SCHEMA and JSON modes) and LangChain's `with_structured_output`, with
+    /// their defaults, get objects their own models validate, in compact JSON.
+    @Test(.enabled(if: External.python != nil || External.required)) func structuredOutputClientLibrariesWorkUnchanged() async throws {
+        let python = try #require(External.python)
+        let adapter = try await Fixtures.supportAdapter()
+        let server = try ServerProcess(config: Fixtures.yaml(adapter: adapter, store: "sqlite:" + Fixtures.temporary("libraries.sqlite"), chat: true, tasks: false))
+        let result = try run(python, [Fixtures.root + "/Tests/ServerTests/Scripts/client_libraries.py", server.url, "api-key"])
+        #expect(result.status == 0, "\(result.output)")
+        let summary = try JSONSerialization.jsonObject(with: Data((result.output.split(separator: "\n").last ?? "").utf8)) as? [String: Any]
+        for key in ["parse", "instructor_json_schema", "instructor_json", "langchain_json_schema", "langchain_json_mode"] {
+            #expect(summary?[key] != nil, "\(key) missing: \(result.output)")
+        }
+        #expect(server.stop() == 0)
+    }
+
     @Test(.enabled(if: (External.chromium != nil && External.python != nil) || External.required)) func theReviewPageWorksInHeadlessChromium() async throws {
         let chromium = try #require(External.chromium)
         let adapter = try await Fixtures.supportAdapter()
