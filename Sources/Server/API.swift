@@ -1,3 +1,4 @@
+import Cascade
 import Foundation
 import Store
 import StructuredOutput
@@ -96,19 +97,74 @@ public struct AlternativeLabel: Codable, Sendable {
     public var probability: Double
 }
 
-/// What `POST /v1/tasks/{task}/decide` answers for one input (see openapi.yaml).
-public struct DecisionResponse: Codable, Sendable {
+/// Who answered a decision.
+public enum Tier: String, Codable, Sendable {
+    /// The in-process small model.
+    case small
+    /// The larger model (any OpenAI-compatible endpoint).
+    case large
+    /// A person, through the review queue.
+    case human
+
+    /// The tier a route leads to.
+    public init(_ route: Route) {
+        switch route {
+        case .accept: self = .small
+        case .escalate: self = .large
+        case .review: self = .human
+        }
+    }
+}
+
+/// Why a decision took its route, as the API names it: the policy's reasons (``Reason``) and the service's own.
+public enum DecisionReason: String, Codable, Sendable, CaseIterable {
+    case confident, uncertified, rule
+    case belowThreshold = "below_threshold", highRiskMass = "high_risk_mass", outOfScope = "out_of_scope"
+    case alwaysReview = "always_review", zeroShot = "zero_shot"
+    /// Extraction: every field passed its checks.
+    case valid
+    /// Extraction: a field failed its checks.
+    case validationFailed = "validation_failed"
+    /// The larger tier did not answer (down, slow, or an answer that was not what was asked).
+    case escalationFailed = "escalation_failed"
+
+    /// The policy's reason.
+    public init(_ reason: Reason) {
+        switch reason {
+        case .confident: self = .confident
+        case .belowThreshold: self = .belowThreshold
+        case .uncertified: self = .uncertified
+        case .highRiskMass: self = .highRiskMass
+        case .outOfScope: self = .outOfScope
+        case .alwaysReview: self = .alwaysReview
+        case .rule: self = .rule
+        case .zeroShot: self = .zeroShot
+        }
+    }
+}
+
+/// A reviewer's answer compared with the draft.
+public enum ReviewOutcome: String, Codable, Sendable {
+    /// The reviewer's answer equals the draft.
+    case confirmed
+    /// It differs.
+    case corrected
+}
+
+/// What `POST /v1/tasks/{task}/decide` answers for one input (see openapi.yaml). `route` is written as the API names
+/// it (`accepted`, `escalated`, `review`).
+public struct DecisionResponse: Encodable, Sendable {
     public var id: String
     public var task: String
     public var label: String?
     public var fields: JSONValue?
     public var fieldChecks: [FieldCheck]?
     public var confidence: Double?
-    public var route: String
-    public var reason: String
+    public var route: Route
+    public var reason: DecisionReason
     public var detail: String
     public var riskClass: String?
-    public var tier: String
+    public var tier: Tier
     public var alternatives: [AlternativeLabel]
     public var draft: Draft?
     public var escalation: EscalationOutcome?
@@ -130,11 +186,36 @@ public struct DecisionResponse: Codable, Sendable {
     }
 
     /// Routes the decision to a person, with `reason` (unchanged when nil) and `detail`.
-    mutating func sendToReview(reason: String? = nil, detail: String) {
-        route = "review"
-        tier = "human"
+    mutating func sendToReview(reason: DecisionReason? = nil, detail: String) {
+        route = .review
+        tier = .human
         if let reason { self.reason = reason }
         self.detail = detail
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(task, forKey: .task)
+        try c.encode(label, forKey: .label)
+        try c.encode(fields, forKey: .fields)
+        try c.encode(fieldChecks, forKey: .fieldChecks)
+        try c.encode(confidence, forKey: .confidence)
+        try c.encode(route.outcome, forKey: .route)
+        try c.encode(reason, forKey: .reason)
+        try c.encode(detail, forKey: .detail)
+        try c.encode(riskClass, forKey: .riskClass)
+        try c.encode(tier, forKey: .tier)
+        try c.encode(alternatives, forKey: .alternatives)
+        try c.encode(draft, forKey: .draft)
+        try c.encode(escalation, forKey: .escalation)
+        try c.encode(latencyMs, forKey: .latencyMs)
+        try c.encode(modelVersion, forKey: .modelVersion)
+        try c.encode(adapterVersion, forKey: .adapterVersion)
+        try c.encodeIfPresent(truncated, forKey: .truncated)
+        try c.encodeIfPresent(highRiskMass, forKey: .highRiskMass)
+        try c.encodeIfPresent(inputTokens, forKey: .inputTokens)
+        try c.encodeIfPresent(tokensKept, forKey: .tokensKept)
     }
 }
 

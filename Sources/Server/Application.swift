@@ -8,7 +8,7 @@ import Logging
 public func makeApplication(service: CascadeService, logger: Logger) -> some ApplicationProtocol {
     _ = Telemetry.registry
     let config = service.config
-    let drift = DriftMonitor(tasks: service.tasks.keys.sorted(), store: service.store, drift: config.drift, logger: logger)
+    let drift = DriftMonitor(tasks: service.taskNames, store: service.store, drift: config.drift, logger: logger)
     return Application(
         router: makeRouter(service: service, logger: logger),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "microscale"),

@@ -242,7 +242,7 @@ func endpoints(service: CascadeService) -> [Endpoint] {
                 throw APIError.unavailable("the store does not answer: \(error)")
             }
             struct Ready: Encodable { var status = "ready", tasks: [String], store: String, queue: Int }
-            return try jsonResponse(Ready(tasks: service.tasks.keys.sorted(), store: service.store.kind, queue: await service.engine.depth))
+            return try jsonResponse(Ready(tasks: service.taskNames, store: service.store.kind, queue: await service.engine.depth))
         },
         Endpoint(method: .get, path: "/metrics", access: .open) { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: Telemetry.registry.emitToBuffer())))
@@ -256,7 +256,7 @@ func endpoints(service: CascadeService) -> [Endpoint] {
         },
         Endpoint(method: .get, path: "/v1/tasks", access: .reviewer) { _, _ in
             struct Tasks: Encodable { var tasks: [TaskResponse] }
-            return try jsonResponse(Tasks(tasks: service.tasks.keys.sorted().map { TaskResponse(service.tasks[$0]!) }))
+            return try jsonResponse(Tasks(tasks: service.taskNames.compactMap { service.tasks[$0]?.listing }))
         },
         Endpoint(method: .post, path: "/v1/tasks/:task/decide", access: .api) { request, context in
             var request = request
@@ -368,16 +368,6 @@ struct TaskResponse: Encodable {
     var name: String, kind: String, description: String
     var labels: [String]?, schema: JSONValue?
     var model_version: String, adapter_version: String?
-
-    init(_ task: ServedTask) {
-        name = task.name
-        model_version = task.modelVersion
-        adapter_version = task.adapterVersion
-        switch task {
-        case let .classification(c, _, _): kind = "classification"; description = c.spec.summary; labels = c.spec.labels.map(\.name)
-        case let .extraction(t, _): kind = "extraction"; description = t.name; schema = t.schema.document
-        }
-    }
 }
 
 /// The identity of one chat completion and its answers in OpenAI's shapes.

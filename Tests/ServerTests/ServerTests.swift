@@ -21,7 +21,7 @@ func withServer(_ config: ServiceConfig, _ body: @Sendable (HTTP, CascadeService
 
 /// The first vague message the support adapter escalates.
 func escalatingText(_ service: CascadeService) async throws -> String {
-    guard case let .classification(c, _, _)? = service.tasks["support-queue"] else { throw FixtureError("no support task") }
+    guard let c = (service.tasks["support-queue"] as? ServedClassification)?.classifier else { throw FixtureError("no support task") }
     for text in Fixtures.vagueMessages where try c.decide(text).route == .escalate { return text }
     throw FixtureError("none of the vague messages is escalated by this adapter")
 }
