@@ -16,7 +16,7 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "With --raw, read special-token text such as <|im_start|> in the prompt as those tokens (never do this with untrusted text).")
     var parseSpecial = false
 
-    @Option(help: "System message (chat mode only; defaults to the template's own).")
+    @Option(help: "System message (chat mode only; defaults to the template's own; --system \"\" sends an empty one, which suits SmolLM2-135M better).")
     var system: String?
 
     @Option(name: [.customShort("n"), .long], help: "Most tokens to generate.")

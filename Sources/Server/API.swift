@@ -58,11 +58,22 @@ public struct APIError: Error, CustomStringConvertible, Sendable {
         APIError(statusCode: 503, code: "unavailable", message: message, retryAfter: retryAfter)
     }
 
-    /// The JSON body.
-    var body: JSONValue {
-        .object([("error", .object([
-            ("message", .string(message)), ("type", .string(type)), ("param", param.map(JSONValue.string) ?? .null), ("code", .string(code)),
-        ]))])
+    /// The JSON body: `{"error": {"message", "type", "param", "code"}}`.
+    var body: Body { Body(error: .init(message: message, type: type, param: param, code: code)) }
+
+    struct Body: Encodable {
+        struct Detail: Encodable {
+            var message: String, type: String, param: String?, code: String
+            func encode(to encoder: any Encoder) throws {
+                enum K: String, CodingKey { case message, type, param, code }
+                var c = encoder.container(keyedBy: K.self)
+                try c.encode(message, forKey: .message)
+                try c.encode(type, forKey: .type)
+                try c.encode(param, forKey: .param)  // null when none, as OpenAI writes it
+                try c.encode(code, forKey: .code)
+            }
+        }
+        var error: Detail
     }
 }
 

@@ -118,6 +118,8 @@ public struct DriftReport: Codable, Sendable {
         if now.decisions >= drift.minSamples {
             check("escalation_rate", now.escalationRate, above: drift.escalationRate)
             check("review_rate", now.reviewRate, above: drift.reviewRate)
+            // A tier that fails moves decisions from escalated to review: its own alert says so.
+            check("escalation_failure_rate", now.escalationFailureRate, above: drift.escalationFailureRate)
             if let limit = drift.meanConfidence, let mean = now.meanConfidence, mean < limit {
                 alerts.append(Alert(metric: "mean_confidence", message: String(
                     format: "mean_confidence %.3f is below the alert threshold %.3f over the last %d decisions", mean, limit, now.decisions)))
@@ -125,6 +127,7 @@ public struct DriftReport: Codable, Sendable {
         } else {
             withhold("escalation_rate", drift.escalationRate, have: now.decisions, of: "decisions")
             withhold("review_rate", drift.reviewRate, have: now.decisions, of: "decisions")
+            withhold("escalation_failure_rate", drift.escalationFailureRate, have: now.decisions, of: "decisions")
             withhold("mean_confidence", drift.meanConfidence, have: now.decisions, of: "decisions")
         }
         if now.resolved >= drift.minSamples {

@@ -26,7 +26,7 @@ extension APIError: HTTPResponseError {
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         if statusCode == 401 { headers[.wwwAuthenticate] = "Bearer" }
         if let allow { headers[.allow] = allow }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body.description)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(data: try encodeJSON(body))))
     }
 }
 

@@ -72,6 +72,8 @@ public struct ServiceConfig: Sendable {
         public var minSamples = 30
         /// Alert when the escalation rate goes above this.
         public var escalationRate: Double?
+        /// Alert when the share of escalations the larger tier did not answer goes above this.
+        public var escalationFailureRate: Double?
         /// Alert when the review rate goes above this.
         public var reviewRate: Double?
         /// Alert when the share of reviewed items corrected goes above this.
@@ -197,8 +199,9 @@ public struct ServiceConfig: Sendable {
             if let v = d.child("window") { c.drift.window = try v.int(in: 10...1_000_000) }
             if let v = d.child("interval_seconds") { c.drift.interval = try v.double(in: 0.1...86_400) }
             if let a = d.child("alert") {
-                try a.only(["escalation_rate", "review_rate", "correction_rate", "mean_confidence_below"])
+                try a.only(["escalation_rate", "escalation_failure_rate", "review_rate", "correction_rate", "mean_confidence_below"])
                 c.drift.escalationRate = try a.child("escalation_rate")?.double(in: 0...1)
+                c.drift.escalationFailureRate = try a.child("escalation_failure_rate")?.double(in: 0...1)
                 c.drift.reviewRate = try a.child("review_rate")?.double(in: 0...1)
                 c.drift.correctionRate = try a.child("correction_rate")?.double(in: 0...1)
                 c.drift.meanConfidence = try a.child("mean_confidence_below")?.double(in: 0...1)

@@ -49,6 +49,23 @@ import Store
         #expect(json["min_samples"] as? Int == 10 && (json["current"] as? [String: Any])?["escalation_failure_rate"] != nil)
     }
 
+    /// A tier that keeps failing moves decisions from escalated to review, lowering the escalation rate: its own alert
+    /// catches it.
+    @Test func aFailingTierRaisesItsOwnAlert() async throws {
+        let store = try SQLiteStore(path: Fixtures.temporary("drift-failing.sqlite"))
+        for i in 0..<12 {
+            try await store.record(record(i < 8 ? "review" : "accepted", reason: i < 8 ? "escalation_failed" : "confident", at: Double(i) * 1e-3), review: nil)
+        }
+        var drift = ServiceConfig.Drift()
+        drift.window = 100
+        drift.minSamples = 10
+        drift.escalationRate = 0.5
+        drift.escalationFailureRate = 0.2
+        let report = try await DriftReport.measure(task: "t", store: store, drift: drift)
+        #expect(report.alerts.map(\.metric) == ["escalation_failure_rate"], "\(report.alerts)")
+        #expect(report.current.escalationRate == 0)
+    }
+
     /// The user report: `microscale drift` needed the API keys of the server to read the file.
     @Test func driftReadsTheConfigurationWithoutKeys() throws {
         let file = Fixtures.temporary("serve-drift.yaml")

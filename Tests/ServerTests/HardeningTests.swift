@@ -19,6 +19,34 @@ func withLegalTier(_ body: @Sendable (_ base: String) async throws -> Void) asyn
     try await Application(router: router).test(.live) { client in try await body("http://127.0.0.1:\(client.port!)/v1") }
 }
 
+/// Answers one request at a time, each after `seconds` (a tier that serves about 1/seconds requests a second).
+actor SerialTier {
+    let seconds: Double
+    var served = 0
+    init(seconds: Double) { self.seconds = seconds }
+    func answer() async throws {
+        try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+        served += 1
+    }
+}
+
+/// A larger tier that answers `billing` one request at a time, or hangs (`/hang`).
+func withSerialTier(seconds: Double, _ body: @Sendable (_ base: String, _ tier: SerialTier) async throws -> Void) async throws {
+    let serial = SerialTier(seconds: seconds)
+    let router = Router()
+    router.post("/v1/chat/completions") { _, _ -> Response in
+        try await serial.answer()
+        let content = JSONValue.quote(#"{"label":"billing"}"#)
+        let reply = #"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":\#(content)},"finish_reason":"stop"}]}"#
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: reply)))
+    }
+    router.post("/hang/v1/chat/completions") { _, _ -> Response in
+        try await Task.sleep(for: .seconds(10))
+        return Response(status: .ok)
+    }
+    try await Application(router: router).test(.live) { client in try await body("http://127.0.0.1:\(client.port!)", serial) }
+}
+
 /// One chat completion's JSON, or the error.
 func chat(_ http: HTTP, _ body: [String: Any]) async throws -> HTTP.Reply {
     var b = body
@@ -249,6 +277,39 @@ func events(_ r: HTTP.Reply) -> [[String: Any]] {
             #expect((cut.json["input_tokens"] as? Int ?? 0) > 128)
             let logged = try await http.send("GET", "/v1/decisions/\(cut.json["id"] as! String)")
             #expect(logged.json["truncated"] as? Bool == true && logged.json["tokens_kept"] as? Int == 128)
+        }
+    }
+
+    /// Kind 11: a batch of escalations to a slow tier waits for request slots instead of failing, and waiting for a
+    /// slot is never held against the tier's circuit breaker.
+    @Test func escalationsWaitForASlotAndLocalWaitsDoNotOpenTheBreaker() async throws {
+        let adapter = try await Fixtures.supportAdapter()
+        try await withSerialTier(seconds: 0.15) { base, serial in
+            var config = Fixtures.config(adapter: adapter, escalation: tier(base + "/v1", timeout: 4, retries: 0, breaker: 2))
+            config.limits.maxBatchInputs = 20
+            try await withServer(config) { http, service in
+                let text = try await escalatingText(service)
+                let r = try await http.send("POST", "/v1/tasks/support-queue/decide", json: ["inputs": Array(repeating: text, count: 20)])
+                let decisions = r.json["decisions"] as? [[String: Any]] ?? []
+                #expect(decisions.count == 20, "\(r.text)")
+                #expect(decisions.allSatisfy { $0["route"] as? String == "escalated" }, "\(decisions.map { $0["detail"] ?? "" })")
+                #expect(await serial.served == 20)
+            }
+            // One slot, a hanging tier, no retries, a breaker that opens after 3 failures, four requests at once: the first
+            // fails at the tier, at most one more gets the slot as it frees, the others give up waiting for it. Those waits
+            // are not the tier's failures, so the breaker stays closed (counting them, as before, opened it).
+            var hanging = tier(base + "/hang/v1", timeout: 0.5, retries: 0, breaker: 3)
+            hanging.maxConcurrent = 1
+            let client = EscalationClient(tier: hanging, http: HTTPClient.shared, logger: Fixtures.logger)
+            let schema = Schema.anyObject
+            let outcomes = await withTaskGroup(of: EscalationOutcome.self) { group in
+                for _ in 0..<4 { group.addTask { await client.ask(task: "t", system: "s", user: "u", schema: schema, draft: []) } }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(outcomes.allSatisfy { $0.outcome == .failed })
+            #expect(outcomes.filter { $0.attempts == 0 }.count >= 2, "\(outcomes.map(\.error))")
+            #expect(outcomes.filter { $0.attempts == 0 }.allSatisfy { ($0.error ?? "").contains("slot") })
+            #expect(await client.breaker.isOpen == false)
         }
     }
 
