@@ -173,6 +173,7 @@ public struct EscalationClient: Sendable {
             }
         }
         outcome.latencyMs = (ContinuousClock.now - start).seconds * 1e3
+        Gauge(label: "microscale_circuit_open", dimensions: [("endpoint", tier.baseURL)]).record(await breaker.isOpen ? 1 : 0)
         return outcome
     }
 

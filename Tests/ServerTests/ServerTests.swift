@@ -179,10 +179,15 @@ func escalatingText(_ service: CascadeService) async throws -> String {
             let ready = try await http.send("GET", "/readyz", key: .some(nil))
             #expect(ready.status == 200 && ready.json["store"] as? String == "sqlite")
             _ = try await http.send("POST", "/v1/tasks/support-queue/decide", json: ["text": "router never arrived"])
+            // An escalation to the task's own tiers.large endpoint (nothing listens there): attempts and the breaker.
+            _ = try await http.send("POST", "/v1/tasks/support-queue/decide", json: ["text": try await escalatingText(service)])
             try await Task.sleep(for: .seconds(1))  // one drift interval
             let metrics = try await http.send("GET", "/metrics", key: .some(nil)).text
+            // The series openapi.yaml names for this traffic.
             for series in ["microscale_decisions_total{", "microscale_decision_seconds_bucket{", "microscale_drift_escalation_rate{task=\"support-queue\"}",
-                           "microscale_drift_review_rate{", "microscale_queue_depth", "microscale_batch_size", "hb_requests"] {
+                           "microscale_drift_review_rate{", "microscale_drift_escalation_failure_rate{", "microscale_queue_depth", "microscale_batch_size",
+                           "microscale_escalations_total{", "microscale_escalation_attempts_total{", "microscale_circuit_open{", "hb_requests",
+                           "http_server_request_duration"] {
                 #expect(metrics.contains(series), "no \(series) in /metrics")
             }
             // Every documented operation is routed (a route that is missing answers the router's own 404).
