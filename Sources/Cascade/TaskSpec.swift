@@ -111,13 +111,14 @@ public struct Tiers: Sendable {
         /// environment when the service starts (so the spec can be committed).
         public var apiKey: String? = nil
 
-        /// The key with `env:NAME` read from `environment`; nil when none is set. Throws when the variable is missing.
-        public func resolvedAPIKey(_ environment: [String: String]) throws -> String? {
+        /// The key with `env:NAME` read from `environment`; nil when none is set. Throws when the variable is missing,
+        /// naming `file` (the spec).
+        public func resolvedAPIKey(_ environment: [String: String], file: String = "task spec") throws -> String? {
             guard let apiKey else { return nil }
             guard apiKey.hasPrefix("env:") else { return apiKey }
             let name = String(apiKey.dropFirst(4))
             guard let value = environment[name], !value.isEmpty else {
-                throw SpecError(file: "task spec", path: "tiers.large.api_key", line: nil, message: "environment variable \(name) is not set")
+                throw SpecError(file: file, path: "tiers.large.api_key", line: nil, message: "environment variable \(name) is not set")
             }
             return value
         }

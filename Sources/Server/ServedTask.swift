@@ -119,7 +119,7 @@ struct ServedClassification: ServedTask {
     func ownTier(environment: [String: String]) throws -> ServiceConfig.Escalation? {
         guard let large = spec.tiers.large, let url = large.destination, url.hasPrefix("http") else { return nil }
         var tier = ServiceConfig.Escalation(baseURL: url, model: large.model ?? "default")
-        tier.apiKey = try large.resolvedAPIKey(environment)
+        tier.apiKey = try large.resolvedAPIKey(environment, file: spec.file)
         return tier
     }
 

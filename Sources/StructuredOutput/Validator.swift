@@ -86,8 +86,10 @@ extension Schema {
         case let .map(key, valueNode):
             guard case let .object(members) = value else { out.append(Violation(path: path, reason: "expected an object, got \(value)")); return }
             for m in members {
-                check(.string(m.key), node: key, path: path + "/" + m.key, into: &out)
-                check(m.value, node: valueNode, path: path + "/" + m.key, into: &out)
+                // A JSON Pointer token (RFC 6901): "~" and "/" escaped.
+                let token = m.key.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+                check(.string(m.key), node: key, path: path + "/" + token, into: &out)
+                check(m.value, node: valueNode, path: path + "/" + token, into: &out)
             }
         }
     }
