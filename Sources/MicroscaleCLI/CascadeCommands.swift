@@ -128,6 +128,10 @@ struct Decide: ParsableCommand {
                 if text == "-" { try answerStandardInput() } else { try answer(TextInput(text: text)) }
             }
         }
+        if index == 0 {
+            FileHandle.standardError.write(Data("nothing to decide: the input had no texts\n".utf8))
+            throw ExitCode(2)
+        }
         if refused > 0 {
             // One bad input does not stop the others; its line says why, and the exit status says something failed.
             FileHandle.standardError.write(Data("\(refused) of \(index) inputs refused (their lines carry \"error\")\n".utf8))

@@ -73,7 +73,18 @@ struct DriftCommand: AsyncParsableCommand {
     func run() async throws {
         var settings = try ServiceConfig.load(config, requireSecrets: false)
         if let window { settings.drift.window = window }
-        let names = try task.map { [$0] } ?? settings.tasks.map { try YAMLReader.load($0.path).required("name").string() }
+        let served = try settings.tasks.map { try YAMLReader.load($0.path).required("name").string() }
+        if let task, !served.contains(task) {
+            throw ValidationError("no task '\(task)' in \(config); its tasks: \(served.joined(separator: ", "))")
+        }
+        let names = task.map { [$0] } ?? served
+        // Reading drift never creates a log: a missing SQLite file is a mistake in the path, not an empty log.
+        if settings.store.hasPrefix("sqlite:") {
+            let path = String(settings.store.dropFirst("sqlite:".count))
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw ValidationError("no decision log at \(path) (store in \(config)); the server creates it when it first starts")
+            }
+        }
         let store = try await openStore(url: settings.store)
         var alerts = 0
         for name in names {

@@ -74,7 +74,6 @@ struct ChatRequest: Sendable {
         maxTokensParam = maxCompletionTokens != nil && (maxTokens == nil || maxCompletionTokens! < maxTokens!) ? "max_completion_tokens" : "max_tokens"
         temperature = try p.number("temperature", in: 0...2)
         topP = try p.number("top_p", in: 0...1)
-        if topP == 0 { throw APIError.invalid("top_p must be greater than 0", param: "top_p") }
         seed = try p.int64("seed").map { UInt64(bitPattern: $0) }
         switch p["stop"] {
         case nil, .null?: break
@@ -179,7 +178,12 @@ struct ChatRequest: Sendable {
             for key in s.keys where !["name", "description", "schema", "strict"].contains(key) && s[key] != .null {
                 throw APIError.unsupported("response_format.json_schema.\(key)", "unsupported member '\(key)'; supported: name, description, schema, strict")
             }
-            _ = try s.string("name")
+            // OpenAI's rule for the name: letters, digits, underscores and dashes, at most 64.
+            if let name = try s.string("name"), name.isEmpty || name.unicodeScalars.count > 64
+                || !name.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "_" || $0 == "-") }) {
+                throw APIError.invalid("response_format.json_schema.name must match ^[a-zA-Z0-9_-]{1,64}$, not '\(name)'",
+                                       param: "response_format.json_schema.name")
+            }
             _ = try s.string("description")
             // strict: false still gets valid output (the constraint is always on), which strict: false permits.
             _ = try s.bool("strict")
@@ -258,7 +262,8 @@ struct Members {
             throw APIError.invalid("'\(name(key, path))' must be between \(range.lowerBound) and \(range.upperBound), not \(text)", param: name(key, path))
         }
         guard range.contains(n) else {
-            throw APIError.invalid("'\(name(key, path))' must be between \(range.lowerBound) and \(range.upperBound), not \(n)", param: name(key, path))
+            let bounds = range.upperBound >= Int(Int32.max) ? "at least \(range.lowerBound)" : "between \(range.lowerBound) and \(range.upperBound)"
+            throw APIError.invalid("'\(name(key, path))' must be \(bounds), not \(n)", param: name(key, path))
         }
         return n
     }

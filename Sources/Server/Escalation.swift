@@ -207,7 +207,11 @@ public struct EscalationClient: Sendable {
         let text = String(buffer: payload)
         guard status == .ok else {
             let retryable = status.code == 408 || status.code == 429 || status.code >= 500
-            throw AttemptError(message: "HTTP \(status.code) from the tier", body: String(text.prefix(2000)), retryable: retryable)
+            // The summary carries an OpenAI-style error's code (e.g. context_length_exceeded), never the body itself.
+            let code = (try? JSONValue.parse(Array(payload.readableBytesView)))?["error"]?["code"]?.stringValue
+                .map { $0.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || $0 == "_" } ? $0 : nil } ?? nil
+            throw AttemptError(message: "HTTP \(status.code) from the tier" + (code.map { " (\($0))" } ?? ""), body: String(text.prefix(2000)),
+                               retryable: retryable)
         }
         guard let envelope = try? JSONValue.parse(Array(payload.readableBytesView)),
               case let .array(choices)? = envelope["choices"], let content = choices.first?["message"]?["content"]?.stringValue

@@ -62,6 +62,9 @@ final class Escalator: Sendable {
         }
         response.route = .escalate
         response.tier = .large
+        // The calibrated confidence was the small model's in its own label; the draft keeps both. The tier's answer
+        // has none.
+        response.confidence = nil
         task.apply(answer: answer, to: &response, text: text)
     }
 

@@ -197,6 +197,21 @@ func sampleDecision(route: Route = .escalate, reason: Reason = .outOfScope) -> D
                    stderr: try String(contentsOfFile: err, encoding: .utf8))
     }
 
+    /// `drift` reads a log; it never creates one where a path is mistyped, and refuses a task the file does not serve.
+    @Test func driftRefusesAMissingLogAndAnUnknownTask() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("microscale-drift-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try """
+        store: sqlite:typo/decisions.sqlite
+        tasks: [\(ProjectPaths.root)/examples/support/task.yaml]
+        """.write(toFile: folder + "/serve.yaml", atomically: true, encoding: .utf8)
+        let missing = try run(["drift", "--config", "serve.yaml"], in: folder)
+        #expect(missing.status != 0 && missing.stderr.contains("no decision log"), "\(missing.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: folder + "/typo"))
+        let unknown = try run(["drift", "--config", "serve.yaml", "--task", "nope"], in: folder)
+        #expect(unknown.status != 0 && unknown.stderr.contains("no task 'nope'"), "\(unknown.stderr)")
+    }
+
     /// A CSV of `rows`, quoted as RFC 4180 wants.
     func writeCSV(_ rows: [(text: String, label: String)], to path: String) throws {
         func quote(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }

@@ -16,6 +16,10 @@ func withLegalTier(_ body: @Sendable (_ base: String) async throws -> Void) asyn
         let reply = #"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":\#(content)},"finish_reason":"stop"}]}"#
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: reply)))
     }
+    router.post("/toolong/v1/chat/completions") { _, _ -> Response in
+        let error = #"{"error":{"message":"the prompt has 1848 tokens; internal-detail-xyz","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#
+        return Response(status: .badRequest, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: error)))
+    }
     try await Application(router: router).test(.live) { client in try await body("http://127.0.0.1:\(client.port!)/v1") }
 }
 
@@ -162,6 +166,12 @@ func events(_ r: HTTP.Reply) -> [[String: Any]] {
             try await refused(["messages": [["role": "user", "content": "hi", "name": "ana"]]], "messages[0].name", "unsupported_parameter")
             try await refused(["messages": [["role": "user", "content": [["type": "image_url", "image_url": ["url": "x"]]]]]], "messages[0].content[0].type")
             try await refused(["response_format": ["type": "yaml"]], "response_format.type")
+            try await refused(["response_format": ["type": "json_schema", "json_schema": ["name": "p q!", "schema": ["type": "object"]]]],
+                              "response_format.json_schema.name")
+            let zero = try await chat(http, ["messages": user("hi"), "max_tokens": 0])
+            #expect(zero.status == 400 && zero.errorMessage.contains("at least 1"), "\(zero.text)")
+            let topP = try await chat(http, ["messages": user("hi"), "max_tokens": 2, "top_p": 0])
+            #expect(topP.status == 200, "\(topP.text)")
             let long = try await chat(http, ["messages": user(String(repeating: "word ", count: 3000)), "max_tokens": 4])
             #expect(long.status == 400 && (long.json["error"] as? [String: Any])?["code"] as? String == "context_length_exceeded", "\(long.text)")
 
@@ -313,6 +323,25 @@ func events(_ r: HTTP.Reply) -> [[String: Any]] {
         }
     }
 
+    /// Kind 12: a tier's error reaches the client as a summary with its code; its body stays in the log.
+    @Test func theTiersErrorBodyStaysInTheLog() async throws {
+        let adapter = try await Fixtures.supportAdapter()
+        try await withLegalTier { base in
+            let url = base.replacingOccurrences(of: "/v1", with: "/toolong/v1")
+            try await withServer(Fixtures.config(adapter: adapter, escalation: tier(url, retries: 0))) { http, service in
+                let r = try await http.send("POST", "/v1/tasks/support-queue/decide", json: ["text": try await escalatingText(service)])
+                #expect(r.json["reason"] as? String == "escalation_failed", "\(r.text)")
+                let error = (r.json["escalation"] as? [String: Any])?["error"] as? String ?? ""
+                #expect(error.contains("HTTP 400") && error.contains("context_length_exceeded"), "\(error)")
+                #expect(!r.text.contains("internal-detail-xyz"))
+                let shown = try await http.send("GET", "/v1/decisions/\(r.json["id"] as! String)")
+                #expect(shown.status == 200 && !shown.text.contains("internal-detail-xyz"))
+                let stored = try await service.store.decision(id: r.json["id"] as! String)
+                #expect(stored?.escalationJSON?.contains("internal-detail-xyz") == true)
+            }
+        }
+    }
+
     /// Kind 4: rules see through invisible and look-alike characters; the larger tier's high-risk answer goes to a person.
     @Test func rulesCannotBeBypassedAndTheLargerTierMeetsTheReviewPolicy() async throws {
         let adapter = try await Fixtures.supportAdapter()
@@ -331,6 +360,9 @@ func events(_ r: HTTP.Reply) -> [[String: Any]] {
                 let r = try await http.send("POST", "/v1/tasks/support-queue/decide", json: ["text": vague])
                 #expect(r.json["label"] as? String == "legal_dispute")
                 #expect(r.json["route"] as? String == "review", "\(r.text)")
+                // The small model's confidence belongs to its own label: it stays in the draft, not beside the tier's label.
+                #expect(r.json["confidence"] is NSNull)
+                #expect((r.json["draft"] as? [String: Any])?["confidence"] as? Double != nil)
             }
         }
     }
