@@ -271,7 +271,10 @@ struct DecisionRecordResponse: Codable, Sendable {
 
     init(_ d: DecisionRecord, review: ReviewItemResponse?) {
         id = d.id; task = d.task; createdAt = iso8601(d.createdAt); input = d.input; inputSHA256 = d.inputSHA256
-        label = d.label; fields = d.fieldsJSON.flatMap { try? JSONValue.parse($0) }; confidence = d.confidence
+        label = d.label; fields = d.fieldsJSON.flatMap { try? JSONValue.parse($0) }
+        // As the decide answer: no confidence beside a label the larger tier gave (the draft keeps the small model's).
+        let answered = d.escalationJSON.flatMap { try? JSONValue.parse($0) }?["outcome"]?.stringValue == EscalationOutcome.Kind.answered.rawValue
+        confidence = answered ? nil : d.confidence
         route = d.route; reason = d.reason; detail = d.detail; tier = d.tier
         draft = d.draftJSON.flatMap { try? JSONValue.parse($0) }
         // The tier's raw answer stays in the log for operators; the API shows the summary only.

@@ -5,7 +5,8 @@ import Store
 // What the log keeps of a decision: the mapping from the API's answer to the store's records.
 
 extension DecisionRecord {
-    /// The record of `response` to input `text`, keeping the input as `logging` says (the SHA-256 always).
+    /// The record of `response` to input `text`, keeping the input as `logging` says (the SHA-256 always). The
+    /// record's confidence is always the small model's (the draft's when another tier answered), which drift reads.
     init(_ r: DecisionResponse, text: String, logging: ServiceConfig.InputLogging) throws {
         let input: String? = switch logging {
         case .full: text
@@ -15,7 +16,7 @@ extension DecisionRecord {
         func json<T: Encodable>(_ v: T?) throws -> String? { try v.map { String(decoding: try encodeJSON($0), as: UTF8.self) } }
         self.init(
             id: r.id, task: r.task, createdAt: Date(), input: input, inputSHA256: Digest.of(text), label: r.label,
-            fieldsJSON: r.fields?.description, confidence: r.confidence, route: r.route.outcome, reason: r.reason.rawValue, detail: r.detail,
+            fieldsJSON: r.fields?.description, confidence: r.confidence ?? r.draft?.confidence, route: r.route.outcome, reason: r.reason.rawValue, detail: r.detail,
             tier: r.tier.rawValue, draftJSON: try json(r.draft), escalationJSON: try json(r.escalation), latencyJSON: try json(r.latencyMs) ?? "{}",
             modelVersion: r.modelVersion, adapterVersion: r.adapterVersion, inputTokens: r.inputTokens, tokensKept: r.tokensKept)
     }

@@ -1,3 +1,4 @@
+import Cascade
 import Foundation
 import Logging
 import Metrics
@@ -43,10 +44,11 @@ public struct DriftWindow: Codable, Sendable, Equatable {
     public init(decisions: [DecisionRecord], resolved: [ReviewItem]) {
         let n = Double(max(decisions.count, 1))
         self.decisions = decisions.count
-        acceptRate = Double(decisions.count { $0.route == "accepted" }) / n
-        escalationRate = Double(decisions.count { $0.route == "escalated" }) / n
-        reviewRate = Double(decisions.count { $0.route == "review" }) / n
-        escalationFailureRate = Double(decisions.count { $0.route == "review" && $0.reason == "escalation_failed" }) / n
+        let routes = decisions.map { Route(outcome: $0.route) }
+        acceptRate = Double(routes.count { $0 == .accept }) / n
+        escalationRate = Double(routes.count { $0 == .escalate }) / n
+        reviewRate = Double(routes.count { $0 == .review }) / n
+        escalationFailureRate = Double(decisions.count { Route(outcome: $0.route) == .review && DecisionReason(rawValue: $0.reason) == .escalationFailed }) / n
         let confidences = decisions.compactMap(\.confidence)
         meanConfidence = confidences.isEmpty ? nil : confidences.reduce(0, +) / Double(confidences.count)
         lowConfidenceShare = confidences.isEmpty ? nil : Double(confidences.count { $0 < 0.5 }) / Double(confidences.count)
@@ -54,7 +56,7 @@ public struct DriftWindow: Codable, Sendable, Equatable {
         for c in confidences { histogram[min(9, max(0, Int(c * 10)))] += 1 }
         confidenceHistogram = histogram
         self.resolved = resolved.count
-        correctionRate = resolved.isEmpty ? nil : Double(resolved.count { $0.outcome == "corrected" }) / Double(resolved.count)
+        correctionRate = resolved.isEmpty ? nil : Double(resolved.count { $0.outcome.flatMap(ReviewOutcome.init) == .corrected }) / Double(resolved.count)
     }
 }
 

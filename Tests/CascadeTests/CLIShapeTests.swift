@@ -212,6 +212,22 @@ func sampleDecision(route: Route = .escalate, reason: Reason = .outOfScope) -> D
         #expect(unknown.status != 0 && unknown.stderr.contains("no task 'nope'"), "\(unknown.stderr)")
     }
 
+    /// `run --stop` reads backslash escapes (a shell passes "\\n" as two characters): `\\n\\n` stops at a blank line,
+    /// and an unknown escape is an error naming it.
+    @Test func runReadsEscapesInStopStrings() throws {
+        let model = ProjectPaths.models + "/SmolLM2-135M-Instruct.Q4_1.gguf"
+        let folder = FileManager.default.temporaryDirectory.path
+        let bad = try run(["run", "--model", model, "--stop", "\\q", "hi"], in: folder)
+        #expect(bad.status != 0 && bad.stderr.contains("unknown escape \\q"), "\(bad.stderr)")
+        let open = try run(["run", "--model", model, "--stop", "\\u{41", "hi"], in: folder)
+        #expect(open.status != 0 && open.stderr.contains("no closing brace"), "\(open.stderr)")
+        // A raw continuation with a paragraph break stops before it.
+        let ok = try run(["run", "--model", model, "--raw", "-n", "60", "--stop", "\\n", "Title: A day at sea\n\nIt was"], in: folder)
+        #expect(ok.status == 0, "\(ok.stderr)")
+        // The command ends its output with one newline of its own; the generated text has none.
+        #expect(ok.stdout.hasSuffix("\n") && !ok.stdout.dropLast().contains("\n"), "\(ok.stdout)")
+    }
+
     /// A CSV of `rows`, quoted as RFC 4180 wants.
     func writeCSV(_ rows: [(text: String, label: String)], to path: String) throws {
         func quote(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }

@@ -363,6 +363,10 @@ func events(_ r: HTTP.Reply) -> [[String: Any]] {
                 // The small model's confidence belongs to its own label: it stays in the draft, not beside the tier's label.
                 #expect(r.json["confidence"] is NSNull)
                 #expect((r.json["draft"] as? [String: Any])?["confidence"] as? Double != nil)
+                let shown = try await http.send("GET", "/v1/decisions/\(r.json["id"] as! String)")
+                #expect(shown.json["confidence"] is NSNull || shown.json["confidence"] == nil)
+                // The log keeps the small model's confidence, which drift reads.
+                #expect(try await service.store.decision(id: r.json["id"] as! String)?.confidence != nil)
             }
         }
     }
