@@ -82,6 +82,32 @@ public struct Decision: Encodable, Sendable {
     }
 }
 
+/// Why an input is refused before any model work: the one rule the command line, the service, training data and
+/// extraction share. Blank means nothing but whitespace once invisible characters are removed
+/// (``RuleText/isBlank(_:)``); length counts Unicode scalars.
+public enum InputProblem: Equatable, Sendable {
+    /// Nothing but whitespace, zero-width or format characters.
+    case blank
+    /// More Unicode scalars than the task accepts.
+    case tooLong(characters: Int, limit: Int)
+
+    /// The problem with `text` under a limit of `maxCharacters` scalars, or nil.
+    public init?(_ text: String, maxCharacters: Int) {
+        if RuleText.isBlank(text) { self = .blank; return }
+        let scalars = text.unicodeScalars.count
+        guard scalars > maxCharacters else { return nil }
+        self = .tooLong(characters: scalars, limit: maxCharacters)
+    }
+
+    /// The problem in words, about `subject` ("the input", "inputs[3]") of task `task`.
+    public func describe(_ subject: String, task: String) -> String {
+        switch self {
+        case .blank: "\(subject) is empty (nothing but whitespace or invisible characters)"
+        case let .tooLong(n, limit): "\(subject) has \(n) characters (Unicode scalars); task \(task) accepts at most \(limit)"
+        }
+    }
+}
+
 /// An input the classifier refuses, before any model work.
 public struct InputError: Error, CustomStringConvertible, Sendable {
     /// What is wrong.
@@ -152,10 +178,8 @@ public struct Classifier: Sendable {
     /// Checks an input before it reaches the model: not empty once whitespace and invisible characters are removed
     /// (``RuleText/isBlank(_:)``), at most `max_input_characters` Unicode scalars. The service applies the same rules.
     public func validate(_ text: String) throws {
-        if RuleText.isBlank(text) { throw InputError(message: "the input is empty (nothing but whitespace or invisible characters)") }
-        let scalars = text.unicodeScalars.count
-        if scalars > spec.maxInputCharacters {
-            throw InputError(message: "the input has \(scalars) characters (Unicode scalars); task \(spec.name) accepts at most \(spec.maxInputCharacters)")
+        if let problem = InputProblem(text, maxCharacters: spec.maxInputCharacters) {
+            throw InputError(message: problem.describe("the input", task: spec.name))
         }
     }
 

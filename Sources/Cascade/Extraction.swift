@@ -183,9 +183,11 @@ public struct ExtractionTask: Sendable {
     /// Extracts from `text` with `model` under the schema constraint (compact JSON unless `maxWhitespace` allows
     /// whitespace runs), then checks the schema and every rule. Lengths are Unicode scalars.
     public func extract(_ text: String, model: LoadedModel, constraints: ConstraintCache, maxWhitespace: UInt8 = 0) throws -> ExtractionResult {
-        guard !RuleText.isBlank(text) else { throw ExtractionError.emptyInput }
-        let scalars = text.unicodeScalars.count
-        guard scalars <= maxInputCharacters else { throw ExtractionError.inputTooLong(scalars, limit: maxInputCharacters) }
+        switch InputProblem(text, maxCharacters: maxInputCharacters) {
+        case .blank?: throw ExtractionError.emptyInput
+        case let .tooLong(n, limit)?: throw ExtractionError.inputTooLong(n, limit: limit)
+        case nil: break
+        }
         let prompt = try model.chatTokens(messages(for: text))
         let generation = try generateStructured(model.model, tokenizer: model.tokenizer, prompt: prompt,
                                                 constraint: constraints.constraint(for: schema, maxWhitespace: maxWhitespace),

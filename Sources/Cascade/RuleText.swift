@@ -23,11 +23,16 @@ public enum RuleText {
     /// The form rules match against: NFKC, without invisible characters, with look-alikes folded to Latin.
     public static func normalized(_ text: String) -> String {
         if isASCII(text) { return text }
-        var folded = String.UnicodeScalarView()
-        for scalar in visibleScalars(text) {
-            if let latin = confusables[scalar] { folded.append(contentsOf: latin.unicodeScalars) } else { folded.append(scalar) }
+        return folded(visibleScalars(text))
+    }
+
+    /// Visible decomposed scalars with look-alikes folded to Latin, composed.
+    static func folded(_ scalars: [Unicode.Scalar]) -> String {
+        var out = String.UnicodeScalarView()
+        for scalar in scalars {
+            if let latin = confusables[scalar] { out.append(contentsOf: latin.unicodeScalars) } else { out.append(scalar) }
         }
-        return composed(folded)
+        return composed(out)
     }
 
     /// The text in NFKC without invisible characters, look-alikes kept (what a rule written in another script needs).
@@ -51,8 +56,10 @@ public enum RuleText {
     /// means normalising can only add matches: a rule written in Cyrillic, or one looking for the invisible
     /// characters themselves, still fires.
     static func forms(_ text: String) -> [String] {
-        var forms = [normalized(text)]
-        for form in [visible(text), text] where !forms.contains(form) { forms.append(form) }
+        if isASCII(text) { return [text] }
+        let scalars = visibleScalars(text)  // decomposed once for both derived forms
+        var forms = [folded(scalars)]
+        for form in [composed(String.UnicodeScalarView(scalars)), text] where !forms.contains(form) { forms.append(form) }
         return forms
     }
 

@@ -40,11 +40,8 @@ public struct LabelledData: Sendable {
         for (row, name) in names.enumerated() {
             guard let label = spec.labelIndex(name) else { continue }
             let text = texts[row]
-            if RuleText.isBlank(text) {
-                throw DataError(file: path, message: "row \(row + 2): the text is empty (nothing but whitespace or invisible characters)")
-            }
-            if text.unicodeScalars.count > spec.maxInputCharacters {
-                throw DataError(file: path, message: "row \(row + 2): the text has \(text.unicodeScalars.count) characters (Unicode scalars), over the task's limit of \(spec.maxInputCharacters)")
+            if let problem = InputProblem(text, maxCharacters: spec.maxInputCharacters) {
+                throw DataError(file: path, message: "row \(row + 2): " + problem.describe("the text", task: spec.name))
             }
             kept.append(text)
             labels.append(label)

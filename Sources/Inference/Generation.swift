@@ -149,8 +149,7 @@ public struct TokenGenerator {
         guard count > 0, !logits.isEmpty else { return [] }
         let top = CategoricalSampler.topIndices(logits, count: min(count, logits.count))
             .sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
-        let maxLogit = Double(logits.max()!)
-        let logSum = maxLogit + Foundation.log(logits.reduce(0.0) { $0 + Foundation.exp(Double($1) - maxLogit) })
+        let logSum = LogProbabilities.logSumExp(logits)
         return top.map { ($0, Double(logits[$0]) - logSum) }
     }
 

@@ -150,21 +150,23 @@ public struct RepetitionPenalty: LogitProcessor {
 
 /// Log-probabilities from scores, computed in double precision.
 public enum LogProbabilities {
-    /// `log softmax(logits)`.
-    public static func logSoftmax<C: Collection>(_ logits: C) -> [Double] where C.Element == Float {
+    /// `log Σ exp(logits)`, computed from the largest logit so nothing overflows.
+    public static func logSumExp<C: Collection>(_ logits: C) -> Double where C.Element == Float {
         let maxLogit = Double(logits.max() ?? 0)
         var sum = 0.0
         for l in logits { sum += Foundation.exp(Double(l) - maxLogit) }
-        let logSum = maxLogit + Foundation.log(sum)
+        return maxLogit + Foundation.log(sum)
+    }
+
+    /// `log softmax(logits)`.
+    public static func logSoftmax<C: Collection>(_ logits: C) -> [Double] where C.Element == Float {
+        let logSum = logSumExp(logits)
         return logits.map { Double($0) - logSum }
     }
 
     /// `log softmax(logits)[token]` without materialising the whole vector.
     public static func of<C: Collection>(_ token: Int, in logits: C) -> Double where C.Element == Float, C.Index == Int {
-        let maxLogit = Double(logits.max() ?? 0)
-        var sum = 0.0
-        for l in logits { sum += Foundation.exp(Double(l) - maxLogit) }
-        return Double(logits[logits.startIndex + token]) - maxLogit - Foundation.log(sum)
+        Double(logits[logits.startIndex + token]) - logSumExp(logits)
     }
 }
 

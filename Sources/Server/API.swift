@@ -52,6 +52,10 @@ public struct APIError: Error, CustomStringConvertible, Sendable {
     static func unsupported(_ param: String, _ message: String) -> APIError {
         APIError(statusCode: 400, code: "unsupported_parameter", message: message, param: param)
     }
+    /// 429 with the engine's retry hint.
+    static func overloaded(_ e: Overloaded) -> APIError {
+        APIError(statusCode: 429, code: "overloaded", message: e.description, retryAfter: e.retryAfter)
+    }
     static func notFound(_ message: String) -> APIError { APIError(statusCode: 404, code: "not_found", message: message) }
     static func conflict(_ message: String) -> APIError { APIError(statusCode: 409, code: "conflict", message: message) }
     static func unavailable(_ message: String, retryAfter: Int = 5) -> APIError {
@@ -117,14 +121,8 @@ public enum Tier: String, Codable, Sendable {
     /// A person, through the review queue.
     case human
 
-    /// The tier a route leads to.
-    public init(_ route: Route) {
-        switch route {
-        case .accept: self = .small
-        case .escalate: self = .large
-        case .review: self = .human
-        }
-    }
+    /// The tier a route leads to (``Route/tier`` names it; the tests check every route).
+    public init(_ route: Route) { self.init(rawValue: route.tier)! }
 }
 
 /// Why a decision took its route, as the API names it: the policy's reasons (``Reason``) and the service's own.
@@ -139,19 +137,8 @@ public enum DecisionReason: String, Codable, Sendable, CaseIterable {
     /// The larger tier did not answer (down, slow, or an answer that was not what was asked).
     case escalationFailed = "escalation_failed"
 
-    /// The policy's reason.
-    public init(_ reason: Reason) {
-        switch reason {
-        case .confident: self = .confident
-        case .belowThreshold: self = .belowThreshold
-        case .uncertified: self = .uncertified
-        case .highRiskMass: self = .highRiskMass
-        case .outOfScope: self = .outOfScope
-        case .alwaysReview: self = .alwaysReview
-        case .rule: self = .rule
-        case .zeroShot: self = .zeroShot
-        }
-    }
+    /// The policy's reason (``Reason/apiName`` names it; the tests check every reason).
+    public init(_ reason: Reason) { self.init(rawValue: reason.apiName)! }
 }
 
 /// A reviewer's answer compared with the draft.

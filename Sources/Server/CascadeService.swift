@@ -85,15 +85,12 @@ public final class CascadeService: Sendable {
                            message: "\(texts.count) inputs cannot fit the engine queue of \(config.limits.maxQueue) (limits.max_queue); send at most \(config.limits.maxQueue) per request",
                            param: "inputs")
         }
-        let limit = task.maxInputCharacters
         for (i, text) in texts.enumerated() {
             let at = batch ? "inputs[\(i)]" : "text"
-            // Empty after normalisation (only whitespace, zero-width and format characters) is empty: nothing to decide.
-            if RuleText.isBlank(text) { throw APIError.invalid("\(at) is empty (nothing but whitespace or invisible characters)", param: at) }
+            // (A text with U+0000 is never blank, so checking it first keeps blank, NUL, length as the order of refusals.)
             try refuseNUL(text, param: at)
-            let scalars = text.unicodeScalars.count
-            if scalars > limit {
-                throw APIError.invalid("\(at) has \(scalars) characters (Unicode scalars); task \(taskName) accepts at most \(limit)", param: at)
+            if let problem = InputProblem(text, maxCharacters: task.maxInputCharacters) {
+                throw APIError.invalid(problem.describe(at, task: taskName), param: at)
             }
         }
         let start = ContinuousClock.now
@@ -101,7 +98,7 @@ public final class CascadeService: Sendable {
         do {
             drafts = try await task.drafts(texts, engine: engine, config: config)
         } catch let e as Overloaded {
-            throw APIError(statusCode: 429, code: "overloaded", message: e.description, retryAfter: e.retryAfter)
+            throw APIError.overloaded(e)
         } catch let e as InputError {
             throw APIError.invalid(e.message)
         }

@@ -361,10 +361,10 @@ extension CascadeService {
 
     /// Generates on the engine thread, handing each piece to `emit`. `isCancelled` says that nobody waits for the
     /// answer any more (the client disconnected); it is asked before the prompt is evaluated and after every token,
-    /// and generation then stops at once (`emit` returning false stops it too). Returns whether it was cancelled.
+    /// and generation then stops at once. Returns whether it was cancelled.
     @discardableResult
     func runChat(_ chat: PreparedChat, isCancelled: @escaping @Sendable () -> Bool,
-                 emit: @escaping @Sendable (ChatPiece) -> Bool) async throws -> Bool {
+                 emit: @escaping @Sendable (ChatPiece) -> Void) async throws -> Bool {
         let cancelled = try await engine.run(weight: chatWeight(chat)) { () throws -> Bool in
             if isCancelled() { return true }
             var processor = chat.constraint.map { SchemaLogitProcessor(constraint: $0) }
@@ -392,15 +392,15 @@ extension CascadeService {
                             return .init(token: t, logprob: $0.logProbability, bytes: b)
                         })]
                     }
-                    if !text.isEmpty || !logprobs.isEmpty, !emit(.text(text, logprobs: logprobs)) { return true }
+                    if !text.isEmpty || !logprobs.isEmpty { emit(.text(text, logprobs: logprobs)) }
                 case let .finished(summary):
                     var reason = summary.reason == .maxTokens || summary.reason == .contextFull ? "length" : "stop"
                     // A constrained value cut off by the budget is closed with its shortest completion, so it parses.
                     if let tail = processor?.completion, !tail.isEmpty {
-                        _ = emit(.text(String(decoding: tail, as: UTF8.self), logprobs: []))
+                        emit(.text(String(decoding: tail, as: UTF8.self), logprobs: []))
                         reason = "length"
                     }
-                    _ = emit(.finished(reason: reason, promptTokens: summary.promptTokens, completionTokens: summary.tokens.count))
+                    emit(.finished(reason: reason, promptTokens: summary.promptTokens, completionTokens: summary.tokens.count))
                 }
             }
             return false

@@ -104,12 +104,11 @@ struct Endpoint: Sendable {
     }
 }
 
-/// The endpoints of a service, as (method, path, access) without handlers: what the 405 answers, the authorization
-/// rules and the OpenAPI check read.
+/// The endpoints of a service: what the 405 answers, the authorization rules and the OpenAPI check read.
 struct EndpointTable: Sendable {
-    let endpoints: [(method: HTTPRequest.Method, path: String, access: Access, matches: @Sendable (String) -> Bool)]
+    let endpoints: [Endpoint]
 
-    init(_ list: [Endpoint]) { endpoints = list.map { e in (e.method, e.path, e.access, { e.matches($0) }) } }
+    init(_ endpoints: [Endpoint]) { self.endpoints = endpoints }
 
     /// The methods routed for `path`.
     func methods(for path: String) -> [String] { endpoints.filter { $0.matches(path) }.map(\.method.rawValue) }
@@ -433,7 +432,8 @@ struct Completion: Sendable {
 private func streamChat(service: CascadeService, prepared: CascadeService.PreparedChat, completion: Completion, includeUsage: Bool) async throws -> Response {
     let (pieces, continuation) = AsyncStream<ChatPiece>.makeStream(bufferingPolicy: .unbounded)
     let started = AsyncStream<Result<Void, any Error>>.makeStream()
-    // The response body's writer ends the stream when the client goes away (or the answer is complete).
+    // The stream ends when the response body's writer stops reading it (the client went away, or the answer is
+    // complete): that is the generation's cancellation signal.
     let gone = Flag()
     continuation.onTermination = { _ in gone.set() }
     Task {
@@ -442,8 +442,7 @@ private func streamChat(service: CascadeService, prepared: CascadeService.Prepar
         do {
             try await service.runChat(prepared, isCancelled: { gone.isSet }) { piece in
                 if !admitted.isSet { admitted.set(); started.continuation.yield(.success(())) }
-                if case .terminated = continuation.yield(piece) { return false }
-                return true
+                continuation.yield(piece)
             }
             if !admitted.isSet { started.continuation.yield(.success(())) }
         } catch {
@@ -473,7 +472,7 @@ private func streamChat(service: CascadeService, prepared: CascadeService.Prepar
 }
 
 private func mapEngineError(_ error: any Error) -> any Error {
-    if let e = error as? Overloaded { return APIError(statusCode: 429, code: "overloaded", message: e.description, retryAfter: e.retryAfter) }
+    if let e = error as? Overloaded { return APIError.overloaded(e) }
     return error
 }
 
@@ -495,14 +494,13 @@ private final class Collector: @unchecked Sendable {
     private var logprobs: [TokenLogprob] = []
     private var finish: (reason: String, prompt: Int, completion: Int)?
 
-    func add(_ piece: ChatPiece) -> Bool {
+    func add(_ piece: ChatPiece) {
         lock.withLock {
             switch piece {
             case let .text(t, entries): text += t; logprobs += entries
             case let .finished(reason, p, c): finish = (reason, p, c)
             }
         }
-        return true
     }
 
     var result: (String, [TokenLogprob], (reason: String, prompt: Int, completion: Int)?) { lock.withLock { (text, logprobs, finish) } }

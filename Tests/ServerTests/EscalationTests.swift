@@ -1,3 +1,4 @@
+import Cascade
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -150,6 +151,13 @@ func tier(_ url: String, timeout: Double = 2, retries: Int = 1, breaker: Int = 5
 
 /// Pure parts: redaction, drift windows, configuration files.
 @Suite struct ServerUnitTests {
+    /// Every policy route and reason has its API name among the service's enums (their initialisers read those names).
+    @Test func everyRouteAndReasonHasItsAPIName() {
+        #expect(Route.allCases.map { Tier($0) } == [.small, .large, .human])
+        #expect(Reason.allCases.map { DecisionReason($0).rawValue } == Reason.allCases.map(\.apiName))
+        #expect(Set(Reason.allCases.map { DecisionReason($0) }).count == Reason.allCases.count)
+    }
+
     @Test func redactionMasksContactsAndNumbers() {
         let r = redact("Mail jo.smith@example.com, card 4111 1111 1111 1111, phone +44 20 7946 0958, invoice INV-2025-12345, router ok")
         #expect(!r.contains("example.com") && !r.contains("4111") && !r.contains("7946") && !r.contains("12345"))
