@@ -129,6 +129,38 @@ public final class PostgresStore: DecisionStore {
         try await query(SQL.recentResolved, [.text(task), .int(limit)]).map { try $0.review() }
     }
 
+    public func transact(_ statements: [StoreStatement]) async throws -> [[StoredRow]] {
+        do {
+            return try await transactOnce(statements)
+        } catch let error as PostgresTransactionError {
+            // The closure's own error (a conflict) is the one that explains what happened.
+            if let inner = error.closureError as? StoreError { throw inner }
+            throw StoreError.database(String(reflecting: error))
+        }
+    }
+
+    private func transactOnce(_ statements: [StoreStatement]) async throws -> [[StoredRow]] {
+        try await client.withTransaction(logger: logger) { connection in
+            var out: [[StoredRow]] = []
+            for statement in statements {
+                let rows = try await self.query(statement.sql, statement.values, on: connection)
+                if let message = statement.requireRows, rows.isEmpty { throw StoreError.conflict(message) }
+                out.append(try rows.map { row in
+                    var values: [String: StoreValue] = [:]
+                    for cell in row {
+                        switch cell.dataType {
+                        case .float8, .float4, .numeric: values[cell.columnName] = (try cell.decode(Double?.self)).map(StoreValue.real) ?? .null
+                        case .int8, .int4, .int2: values[cell.columnName] = (try cell.decode(Int?.self)).map(StoreValue.int) ?? .null
+                        default: values[cell.columnName] = (try cell.decode(String?.self)).map(StoreValue.text) ?? .null
+                        }
+                    }
+                    return StoredRow(values: values)
+                })
+            }
+            return out
+        }
+    }
+
     public func ping() async throws { _ = try await query("SELECT 1", []) }
 
     public func close() async { runner.cancel() }

@@ -41,13 +41,19 @@ public struct DecisionRecord: Sendable, Equatable {
     public var inputTokens: Int?
     /// Tokens the backbone read: fewer than ``inputTokens`` when the input was truncated to the task's limit.
     public var tokensKept: Int?
+    /// Where the input came from: nil for live traffic, `distill` for an item a teacher labelled offline
+    /// (`microscale distill`). Drift and audits read live traffic only.
+    public var origin: String?
+    /// The label the larger tier (a teacher) answered, when it answered (classification): training data, and what
+    /// reviewers' agreement with the teacher is measured on, whatever route the decision took afterwards.
+    public var teacherLabel: String?
 
     /// A record from its parts.
     public init(id: String, task: String, createdAt: Date, input: String?, inputSHA256: String, label: String?, fieldsJSON: String?,
                 confidence: Double?, route: String, reason: String, detail: String, tier: String, draftJSON: String?,
                 escalationJSON: String?, latencyJSON: String, modelVersion: String, adapterVersion: String?,
-                inputTokens: Int? = nil, tokensKept: Int? = nil) {
-        self.inputTokens = inputTokens; self.tokensKept = tokensKept
+                inputTokens: Int? = nil, tokensKept: Int? = nil, origin: String? = nil, teacherLabel: String? = nil) {
+        self.inputTokens = inputTokens; self.tokensKept = tokensKept; self.origin = origin; self.teacherLabel = teacherLabel
         self.id = id; self.task = task; self.createdAt = createdAt; self.input = input; self.inputSHA256 = inputSHA256
         self.label = label; self.fieldsJSON = fieldsJSON; self.confidence = confidence; self.route = route; self.reason = reason
         self.detail = detail; self.tier = tier; self.draftJSON = draftJSON; self.escalationJSON = escalationJSON
@@ -176,6 +182,8 @@ public protocol DecisionStore: Sendable {
     func recentDecisions(task: String, limit: Int) async throws -> [DecisionRecord]
     /// The newest resolved review items of a task, newest first.
     func recentResolved(task: String, limit: Int) async throws -> [ReviewItem]
+    /// Runs `statements` in one transaction and returns each one's rows (the learning loop's tables are built on this).
+    func transact(_ statements: [StoreStatement]) async throws -> [[StoredRow]]
     /// Checks the store answers.
     func ping() async throws
     /// Closes connections.
@@ -184,7 +192,7 @@ public protocol DecisionStore: Sendable {
 
 /// The SQL both stores share (SQLite and PostgreSQL read `$1`-style parameters alike here).
 enum SQL {
-    static let decisionColumns = "id, task, created_at, input, input_sha256, label, fields, confidence, route, reason, detail, tier, draft, escalation, latency, model_version, adapter_version, input_tokens, tokens_kept"
+    static let decisionColumns = "id, task, created_at, input, input_sha256, label, fields, confidence, route, reason, detail, tier, draft, escalation, latency, model_version, adapter_version, input_tokens, tokens_kept, origin, teacher_label"
     static let reviewColumns = "decision_id, task, text, draft_label, draft_fields, confidence, reason, detail, status, claimed_by, claimed_at, resolved_label, resolved_fields, outcome, resolved_by, resolved_at, created_at"
     static let exampleColumns = "task, text, label, fields, source, decision_id, reviewer, created_at"
 
@@ -209,15 +217,26 @@ enum SQL {
             CREATE TABLE IF NOT EXISTS examples (decision_id TEXT PRIMARY KEY REFERENCES reviews(decision_id), task TEXT NOT NULL,
               text TEXT NOT NULL, label TEXT, fields TEXT, source TEXT NOT NULL, reviewer TEXT NOT NULL, created_at \(real) NOT NULL)
             """,
+            """
+            CREATE TABLE IF NOT EXISTS adapters (task TEXT NOT NULL, version TEXT NOT NULL, created_at \(real) NOT NULL, status TEXT NOT NULL,
+              source TEXT NOT NULL, body TEXT NOT NULL, gate TEXT, report TEXT, promoted_at \(real), PRIMARY KEY (task, version))
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS shadow_decisions (decision_id TEXT PRIMARY KEY, task TEXT NOT NULL, adapter_version TEXT NOT NULL,
+              label TEXT NOT NULL, confidence \(real) NOT NULL, route TEXT NOT NULL, reason TEXT NOT NULL, created_at \(real) NOT NULL)
+            """,
+            "CREATE INDEX IF NOT EXISTS shadow_task_version ON shadow_decisions (task, adapter_version)",
+            // At most one active version per task, whatever two writers race to do.
+            "CREATE UNIQUE INDEX IF NOT EXISTS adapters_one_active ON adapters (task) WHERE status = 'active'",
         ]
     }
 
     /// Columns added after the first release, for logs created before them: (table, column, type).
     static func addedColumns(real: String) -> [(table: String, column: String, type: String)] {
-        [("decisions", "input_tokens", real), ("decisions", "tokens_kept", real)]
+        [("decisions", "input_tokens", real), ("decisions", "tokens_kept", real), ("decisions", "origin", "TEXT"), ("decisions", "teacher_label", "TEXT")]
     }
 
-    static let insertDecision = "INSERT INTO decisions (\(decisionColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+    static let insertDecision = "INSERT INTO decisions (\(decisionColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
     static let insertReview = "INSERT INTO reviews (\(reviewColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     static let insertExample = "INSERT INTO examples (\(exampleColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 
@@ -226,7 +245,7 @@ enum SQL {
          .optionalText(d.label), .optionalText(d.fieldsJSON), .optionalReal(d.confidence), .text(d.route), .text(d.reason),
          .text(d.detail), .text(d.tier), .optionalText(d.draftJSON), .optionalText(d.escalationJSON), .text(d.latencyJSON),
          .text(d.modelVersion), .optionalText(d.adapterVersion), .optionalReal(d.inputTokens.map(Double.init)),
-         .optionalReal(d.tokensKept.map(Double.init))]
+         .optionalReal(d.tokensKept.map(Double.init)), .optionalText(d.origin), .optionalText(d.teacherLabel)]
     }
 
     static func reviewValues(_ r: ReviewItem) -> [Value] {
@@ -266,8 +285,10 @@ enum SQL {
     static let examples = """
         SELECT \(exampleColumns) FROM examples WHERE (CAST($1 AS TEXT) IS NULL OR task = CAST($1 AS TEXT)) ORDER BY created_at LIMIT $2
         """
-    static let recentDecisions = "SELECT \(decisionColumns) FROM decisions WHERE task = $1 ORDER BY created_at DESC LIMIT $2"
-    static let recentResolved = "SELECT \(reviewColumns) FROM reviews WHERE task = $1 AND status = 'resolved' ORDER BY resolved_at DESC LIMIT $2"
+    /// Live traffic only: items distilled offline are not decisions anyone waited for.
+    static let recentDecisions = "SELECT \(decisionColumns) FROM decisions WHERE task = $1 AND origin IS NULL ORDER BY created_at DESC LIMIT $2"
+    /// Reviews of the small model's decisions: checks of a teacher's labels measure the teacher, not drift.
+    static let recentResolved = "SELECT \(reviewColumns) FROM reviews WHERE task = $1 AND status = 'resolved' AND reason NOT IN ('teacher_check', 'teacher_sample') ORDER BY resolved_at DESC LIMIT $2"
 
     static let resolve = """
         UPDATE reviews SET status = 'resolved', resolved_label = $3, resolved_fields = $4, outcome = $5, resolved_by = $2, resolved_at = $6
@@ -275,11 +296,49 @@ enum SQL {
         RETURNING \(reviewColumns)
         """
 
-    /// A bound value.
-    enum Value: Sendable {
-        case text(String), real(Double), int(Int), null
-        static func optionalText(_ s: String?) -> Value { s.map(Value.text) ?? .null }
-        static func optionalReal(_ d: Double?) -> Value { d.map(Value.real) ?? .null }
+    typealias Value = StoreValue
+}
+
+/// A value bound to a statement or read from a row.
+public enum StoreValue: Sendable, Equatable {
+    case text(String), real(Double), int(Int), null
+    static func optionalText(_ s: String?) -> StoreValue { s.map(StoreValue.text) ?? .null }
+    static func optionalReal(_ d: Double?) -> StoreValue { d.map(StoreValue.real) ?? .null }
+}
+
+/// One SQL statement with its `$N` parameters, written once for both databases.
+public struct StoreStatement: Sendable {
+    /// The SQL text.
+    public var sql: String
+    /// Its parameters, `$1` first.
+    public var values: [StoreValue]
+    /// The transaction is rolled back (``StoreError/conflict(_:)`` with this message) if the statement returns no row.
+    public var requireRows: String?
+    public init(_ sql: String, _ values: [StoreValue] = [], requireRows: String? = nil) {
+        self.sql = sql; self.values = values; self.requireRows = requireRows
+    }
+}
+
+/// A result row as column name → value.
+public struct StoredRow: Row, Sendable {
+    let values: [String: StoreValue]
+
+    func text(_ column: String) throws -> String? {
+        switch values[column] {
+        case let .text(s): s
+        case .null, nil: nil
+        case let .real(d): String(d)
+        case let .int(n): String(n)
+        }
+    }
+
+    func real(_ column: String) throws -> Double? {
+        switch values[column] {
+        case let .real(d): d
+        case let .int(n): Double(n)
+        case let .text(s): Double(s)
+        case .null, nil: nil
+        }
     }
 }
 
@@ -304,7 +363,8 @@ extension Row {
             confidence: try real("confidence"), route: try required("route"), reason: try required("reason"), detail: try required("detail"),
             tier: try required("tier"), draftJSON: try text("draft"), escalationJSON: try text("escalation"), latencyJSON: try required("latency"),
             modelVersion: try required("model_version"), adapterVersion: try text("adapter_version"),
-            inputTokens: try real("input_tokens").flatMap { Int(exactly: $0) }, tokensKept: try real("tokens_kept").flatMap { Int(exactly: $0) })
+            inputTokens: try real("input_tokens").flatMap { Int(exactly: $0) }, tokensKept: try real("tokens_kept").flatMap { Int(exactly: $0) },
+            origin: try text("origin"), teacherLabel: try text("teacher_label"))
     }
 
     func review() throws -> ReviewItem {

@@ -149,6 +149,18 @@ public actor SQLiteStore: DecisionStore {
         }
     }
 
+    public func transact(_ statements: [StoreStatement]) async throws -> [[StoredRow]] {
+        try await onConnection { db in
+            try db.transaction {
+                try statements.map { statement in
+                    let rows = try db.query(statement.sql, statement.values)
+                    if let message = statement.requireRows, rows.isEmpty { throw StoreError.conflict(message) }
+                    return rows
+                }
+            }
+        }
+    }
+
     public func ping() async throws { _ = try await onConnection { try $0.query("SELECT 1 AS one", []).count } }
 
     /// The journal mode in force (tests check it is WAL).
@@ -190,7 +202,7 @@ final class SQLiteConnection: @unchecked Sendable {
 
     func execute(_ sql: String, _ values: [SQL.Value] = []) throws { _ = try query(sql, values) }
 
-    func query(_ sql: String, _ values: [SQL.Value]) throws -> [SQLiteRow] {
+    func query(_ sql: String, _ values: [SQL.Value]) throws -> [StoredRow] {
         var statement: OpaquePointer?
         guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else { throw error }
         defer { sqlite3_finalize(statement) }
@@ -208,7 +220,7 @@ final class SQLiteConnection: @unchecked Sendable {
             }
             guard rc == SQLITE_OK else { throw error }
         }
-        var rows: [SQLiteRow] = []
+        var rows: [StoredRow] = []
         while true {
             let rc = sqlite3_step(statement)
             if rc == SQLITE_DONE { break }
@@ -226,30 +238,8 @@ final class SQLiteConnection: @unchecked Sendable {
                     row[name] = .text(String(decoding: bytes, as: UTF8.self))
                 }
             }
-            rows.append(SQLiteRow(values: row))
+            rows.append(StoredRow(values: row))
         }
         return rows
-    }
-}
-
-struct SQLiteRow: Row, Sendable {
-    let values: [String: SQL.Value]
-
-    func text(_ column: String) throws -> String? {
-        switch values[column] {
-        case let .text(s): s
-        case .null, nil: nil
-        case let .real(d): String(d)
-        case let .int(n): String(n)
-        }
-    }
-
-    func real(_ column: String) throws -> Double? {
-        switch values[column] {
-        case let .real(d): d
-        case let .int(n): Double(n)
-        case let .text(s): Double(s)
-        case .null, nil: nil
-        }
     }
 }
