@@ -186,6 +186,15 @@ extension Adapter {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw AdapterError(file: path, message: "no adapter here: train one with \(retrainCommand(spec, dataFile: nil))")
         }
+        return try decode(data, source: path, for: spec, backboneDigest: backboneDigest, backboneIdentifier: backboneIdentifier,
+                          templateDigest: templateDigest)
+    }
+
+    /// Reads an adapter from its JSON bytes (`source` names where they came from in errors: a file, or a version in the
+    /// store) and checks it as ``load(_:for:backboneDigest:backboneIdentifier:templateDigest:)`` does.
+    public static func decode(
+        _ data: Data, source path: String, for spec: TaskSpec, backboneDigest: String, backboneIdentifier: String, templateDigest: String
+    ) throws -> Adapter {
         let adapter: Adapter
         do { adapter = try JSONDecoder().decode(Adapter.self, from: data) } catch {
             throw AdapterError(file: path, message: "not a readable adapter file (\(error)); retrain with \(retrainCommand(spec, dataFile: nil))")

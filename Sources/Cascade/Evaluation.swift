@@ -21,6 +21,9 @@ public struct Evaluation: Sendable {
     public var study: GuaranteeStudy?
     /// Why the figures are not held-out, when they are not (see `checkTrainingOverlap`).
     public var warnings: [String] = []
+    /// Cost per 1,000 requests of the cascade, and of everything to the larger tier with the same review policy.
+    public var cost: Cost
+    public var allLarge: Cost
 
     /// Latency percentiles in milliseconds.
     public struct Latency: Sendable {
@@ -72,6 +75,10 @@ public struct Evaluation: Sendable {
         decisions = (0..<labels.count).map { i in
             classifier.decision(Array(probabilities[i * k..<(i + 1) * k]), text: texts[i], similarity: similarities?[i])
         }
+        cost = Cost(small: 0, large: 0, human: 0)
+        allLarge = cost
+        cost = cascadeCost(policy: classifier.policy, texts: texts)
+        allLarge = allLargeCost(policy: classifier.policy, texts: texts)
     }
 
     /// Checks whether the evaluated items are the adapter's training data (see `trainingOverlap`); each finding is
@@ -135,18 +142,44 @@ public struct Evaluation: Sendable {
         }
     }
 
-    /// Cost per 1,000 requests of the cascade: every request runs the small tier, escalations add the large tier,
-    /// reviews add a person.
-    public var cascadeCostPer1k: Double {
-        let tiers = spec.tiers
-        return tiers.small.costPer1k + rate(.escalate) * (tiers.large?.costPer1k ?? 0) + rate(.review) * tiers.human.costPer1k
+    /// Cost per 1,000 requests, split by the tier each part goes to.
+    public struct Cost: Sendable, Codable, Equatable {
+        /// The small model, the larger tier and people.
+        public var small, large, human: Double
+        /// All of it.
+        public var total: Double { small + large + human }
+        /// A cost from its parts.
+        public init(small: Double, large: Double, human: Double) { self.small = small; self.large = large; self.human = human }
     }
 
-    /// The part of the cascade's cost per 1,000 requests spent on human review.
-    public var reviewCostPer1k: Double { rate(.review) * spec.tiers.human.costPer1k }
+    /// Whether the larger tier's answer for item `i` would still go to a person under the task's review policy
+    /// (``Policy/applyToLargerTier(_:text:)``: always-review labels, rules, and labels whose risk class sends
+    /// uncertain answers to review). The larger tier is taken to answer the item's reference label.
+    func largerTierAnswerReviewed(_ i: Int, policy: Policy, text: String) -> Bool {
+        var outcome = Policy.Outcome(label: calibrated.labels[i], probability: 0, route: .escalate, reason: .belowThreshold, detail: "")
+        policy.applyToLargerTier(&outcome, text: text)
+        return outcome.route == .review
+    }
 
-    /// Cost per 1,000 requests of sending everything to the largest tier (a person when there is no large model).
-    public var allLargeCostPer1k: Double { spec.tiers.large?.costPer1k ?? spec.tiers.human.costPer1k }
+    /// Cost per 1,000 requests of the cascade: every request runs the small tier; escalations add the larger tier,
+    /// and a person when its answer still needs one (``largerTierAnswerReviewed``); reviews add a person.
+    public func cascadeCost(policy: Policy, texts: [String]) -> Cost {
+        let tiers = spec.tiers, n = Double(max(decisions.count, 1))
+        let escalated = decisions.indices.filter { decisions[$0].route == .escalate }
+        let reviewedAfterTier = escalated.filter { largerTierAnswerReviewed($0, policy: policy, text: texts[$0]) }.count
+        return Cost(small: tiers.small.costPer1k, large: Double(escalated.count) / n * (tiers.large?.costPer1k ?? 0),
+                    human: (Double(count(.review)) + Double(reviewedAfterTier)) / n * tiers.human.costPer1k)
+    }
+
+    /// Cost per 1,000 requests of sending everything to the larger tier under the same review policy as the cascade:
+    /// its answers that the policy sends to a person cost a review too (like with like). Without a larger tier,
+    /// everything goes to people.
+    public func allLargeCost(policy: Policy, texts: [String]) -> Cost {
+        guard let large = spec.tiers.large else { return Cost(small: 0, large: 0, human: spec.tiers.human.costPer1k) }
+        let n = Double(max(decisions.count, 1))
+        let reviewed = decisions.indices.filter { largerTierAnswerReviewed($0, policy: policy, text: texts[$0]) }.count
+        return Cost(small: 0, large: large.costPer1k, human: Double(reviewed) / n * spec.tiers.human.costPer1k)
+    }
 
     /// Times `samples` single decisions (after two warm-up calls).
     public mutating func measureLatency(_ classifier: Classifier, texts: [String], samples: Int) throws {

@@ -18,7 +18,7 @@ public enum Report {
             let n = e.decisions.filter { $0.reason == r }.count
             return n > 0 ? [r.rawValue, "\(n)"] : nil
         })
-        body += "<p>Error among accepted items: <b>\(pct(e.acceptedError))</b>. Cost per 1,000 requests: cascade <b>\(money(e.cascadeCostPer1k, currency))</b> (\(money(e.reviewCostPer1k, currency)) of it human review) against \(money(e.allLargeCostPer1k, currency)) for sending everything to \(escape(spec.tiers.large?.name ?? spec.tiers.human.name)) and \(money(spec.tiers.human.costPer1k, currency)) for reviewing everything.</p>\n"
+        body += "<p>Error among accepted items: <b>\(pct(e.acceptedError))</b>. Cost per 1,000 requests, with the same review of the larger tier's answers on both sides (its answers that the task's policy sends to a person cost a review): cascade <b>\(escape(costLine(e.cost, currency: currency)))</b> against \(escape(costLine(e.allLarge, currency: currency))) for sending everything to \(escape(spec.tiers.large?.name ?? spec.tiers.human.name)) and \(money(spec.tiers.human.costPer1k, currency)) for reviewing everything.</p>\n"
 
         body += "<h2>Risk classes: coverage and realised error of the accepted set</h2>\n"
         body += table(["risk class", "target error", "certified threshold", "calibration bound", "predicted", "accepted", "coverage", "realised error"],
@@ -77,14 +77,19 @@ public enum Report {
             })
             if let lexical = e.adapter.lexical { body += "<p>Lexical features: \(lexical.count) terms (words and word pairs) from the fitted texts.</p>\n" }
         }
-        return """
+        return page(title: "\(spec.name) — Microscale evaluation", body: body)
+    }
+
+    /// A complete HTML page around `body`, in the reports' style.
+    public static func page(title: String, body: String) -> String {
+        """
         <!doctype html>
-        <html lang=en><head><meta charset=utf-8><title>\(escape(spec.name)) — Microscale evaluation</title>
+        <html lang=en><head><meta charset=utf-8><title>\(escape(title))</title>
         <style>
         body{font:15px/1.45 system-ui,sans-serif;max-width:1050px;margin:2em auto;padding:0 1em;color:#222}
         table{border-collapse:collapse;margin:.6em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
         th{background:#f3f3f3}.meta{color:#666}.warn{color:#a40}.charts{display:flex;flex-wrap:wrap;gap:1em}
-        svg{border:1px solid #ddd;background:#fff}
+        svg{border:1px solid #ddd;background:#fff}.pass{color:#070}.fail{color:#b00}
         </style></head><body>
         \(body)
         </body></html>
@@ -194,4 +199,10 @@ public enum Report {
     static func ms(_ x: Double) -> String { String(format: "%.2f ms", x) }
     static func money(_ x: Double, _ currency: String) -> String { currency + String(format: "%.2f", x) }
     static func median(_ sorted: [Double]) -> Double { sorted.isEmpty ? 0 : sorted[sorted.count / 2] }
+
+    /// "$43.10 (small $0.02, large $0.05, human $43.03)": a cost and the tier each part goes to.
+    public static func costLine(_ c: Evaluation.Cost, currency: String) -> String {
+        func m(_ x: Double) -> String { currency + String(format: "%.2f", x) }
+        return "\(m(c.total)) (small \(m(c.small)), large \(m(c.large)), human \(m(c.human)))"
+    }
 }

@@ -205,10 +205,14 @@ public struct Trainer {
     }
 
     /// Trains on `features` of `texts` (one row per item of `labels`); `dataDigest` names the data in the adapter, and
-    /// `dataFile`, when given, is recorded so a retrain can be suggested with it.
-    public func train(features: FeatureMatrix, texts: [String], labels: [Int], dataDigest: String, dataFile: String? = nil) throws -> Outcome {
+    /// `dataFile`, when given, is recorded so a retrain can be suggested with it. `split` names the items the head is
+    /// fitted on and those it is calibrated and certified on (disjoint); by default a seeded stratified split with the
+    /// spec's calibration fraction.
+    public func train(features: FeatureMatrix, texts: [String], labels: [Int], dataDigest: String, dataFile: String? = nil,
+                      split: (fit: [Int], calibration: [Int])? = nil) throws -> Outcome {
         let k = spec.labels.count
-        let (fit, calibration) = Splits.stratified(labels, fraction: spec.training.calibrationFraction, seed: spec.training.seed)
+        let (fit, calibration) = split ?? Splits.stratified(labels, fraction: spec.training.calibrationFraction, seed: spec.training.seed)
+        precondition(Set(fit).isDisjoint(with: calibration), "fit and calibration items overlap")
         guard Set(fit.map { labels[$0] }).count >= 2 else {
             throw DataError(file: spec.file, message: "training needs examples of at least two labels")
         }
