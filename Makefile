@@ -7,7 +7,7 @@ SWIFT ?= swift
 RELEASE := -c release
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: demo test models build deps bench compare-llama bench-structured serve adapters loadtest loadtest-serve
+.PHONY: demo test models build deps bench compare-llama bench-structured serve adapters loadtest loadtest-serve simulate
 
 # Debian packages the build and the set-up need (the Swift toolchain itself ships with the machine image).
 deps:
@@ -79,3 +79,12 @@ compare-llama: models build
 bench-structured: models build
 	.build/release/microscale bench --model $(MODEL) --structured examples/extraction/task.yaml --inputs 1000
 	.build/release/microscale bench --model $(MODEL) --labels --label-prompts 3
+
+# The learning loop end to end (README, "The learning loop"): Banking77 from 5 labelled items per intent, and the
+# support task on a longer synthetic stream (the example generator at 5 times the size, another seed).
+simulate: models build
+	.build/release/microscale simulate --task examples/banking77/task.yaml --data ../shared/data/banking77/train.csv \
+	  --holdout-share 0.2 --seed-per-label 5 --rounds 8 --round-size 950 --teacher-error 0.05 --review-share 0.5 --calibration-share 0.7
+	SUPPORT_SCALE=5 SUPPORT_SEED=2 $(SWIFT) scripts/make-support-data.swift > reports/support-stream.csv
+	.build/release/microscale simulate --task examples/support/task.yaml --data reports/support-stream.csv \
+	  --holdout-share 0.2 --seed-per-label 5 --rounds 8 --round-size 1250 --teacher-error 0.05 --review-share 0.2 --calibration-share 0.7

@@ -2,6 +2,9 @@
 //
 //   swift scripts/make-support-data.swift > examples/support/messages.csv
 //
+// SUPPORT_SCALE=N multiplies every queue's row count and SUPPORT_SEED=S changes the seed (a longer stream of traffic
+// for `microscale simulate`, e.g. SUPPORT_SCALE=5 SUPPORT_SEED=2); without them the output is the committed file.
+//
 // Every message is invented. "Larkspur Home Internet" is a fictional broadband provider that also posts routers and
 // mesh Wi-Fi kits; its products, couriers, collection agencies, solicitors, people and addresses are made up too
 // (e-mail addresses use the reserved example.* domains).
@@ -11,6 +14,8 @@
 // some noise (openers, sign-offs, typos, text-speak, shouting, emoji). About one message in ten mentions two
 // topics and is labelled by its primary intent, and some legal disputes are worded without legal vocabulary, so no
 // single keyword separates the queues. A seeded SplitMix64 drives every choice: each run prints the same file.
+
+import Foundation
 
 // MARK: - Random numbers
 
@@ -819,20 +824,26 @@ func dedupeKey(_ text: String) -> String {
 }
 
 func csvField(_ value: String) -> String {
-    guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
-    return "\"" + value.replacing("\"", with: "\"\"") + "\""
+    // Decided on UTF-8 bytes: a comma, quote or line break can begin a grapheme cluster with what follows it.
+    let special: Set<UInt8> = [0x2C, 0x22, 0x0A, 0x0D]
+    guard value.utf8.contains(where: special.contains) else { return value }
+    return String(decoding: [0x22] + value.utf8.flatMap { $0 == 0x22 ? [0x22, 0x22] : [$0] } + [0x22], as: UTF8.self)
 }
 
 // MARK: - Main
 
-var rng = SplitMix64(seed: 0x1A4B_5B0E)
+let environment = ProcessInfo.processInfo.environment
+guard let scale = Int(environment["SUPPORT_SCALE"] ?? "1"), scale >= 1 else { fatalError("SUPPORT_SCALE must be a whole number ≥ 1") }
+let seedText = environment["SUPPORT_SEED"]
+guard seedText == nil || UInt64(seedText!) != nil else { fatalError("SUPPORT_SEED must be a whole number") }
+var rng = SplitMix64(seed: seedText.flatMap { UInt64($0) } ?? 0x1A4B_5B0E)
 var seen = Set<String>()
 var rows: [Row] = []
 for queue in Queue.allCases {
     var made = 0, attempts = 0
-    while made < queue.target {
+    while made < queue.target * scale {
         attempts += 1
-        precondition(attempts <= queue.target * 20, "\(queue.rawValue): too few distinct messages; add templates")
+        precondition(attempts <= queue.target * scale * 20, "\(queue.rawValue): too few distinct messages; add templates")
         let row = makeMessage(queue, &rng)
         if seen.insert(dedupeKey(row.text)).inserted {
             rows.append(row)

@@ -276,7 +276,7 @@ enum Summary {
             Swift.print("  high-risk \(h.riskClass.name): \(h.items) items, \(h.missedByModel) predicted as another class, \(h.autoAcceptedAsLowRisk) auto-accepted as low-risk")
         }
         let c = spec.tiers.currency
-        Swift.print("cost per 1,000 requests: \(c)\(String(format: "%.2f", e.cascadeCostPer1k)) with the cascade (\(c)\(String(format: "%.2f", e.reviewCostPer1k)) of it human review), \(c)\(String(format: "%.2f", e.allLargeCostPer1k)) sending everything to \(spec.tiers.large?.name ?? spec.tiers.human.name), \(c)\(String(format: "%.2f", spec.tiers.human.costPer1k)) reviewing everything")
+        Swift.print("cost per 1,000 requests (each with the same review of the larger tier's answers): \(Report.costLine(e.cost, currency: c)) with the cascade; \(Report.costLine(e.allLarge, currency: c)) sending everything to \(spec.tiers.large?.name ?? spec.tiers.human.name); \(c)\(String(format: "%.2f", spec.tiers.human.costPer1k)) reviewing everything")
         if let l = e.latency {
             Swift.print(String(format: "decision latency over %d single requests: p50 %.2f ms, p99 %.2f ms (backbone p50 %.2f ms)", l.samples, l.p50, l.p99, l.backboneP50))
         }

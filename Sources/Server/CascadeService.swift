@@ -5,6 +5,7 @@ import Logging
 import Metrics
 import Store
 import StructuredOutput
+import Synchronization
 
 /// The cascade as a service: decides inputs with the small model through the engine, has the ``Escalator`` ask the
 /// larger tier what the policy sends up, queues what needs a person, and logs every decision durably before it is
@@ -23,6 +24,12 @@ public final class CascadeService: Sendable {
     /// The larger tier of each task.
     let escalator: Escalator
     let logger: Logger
+    /// Per task, the larger tier's answers seen and those sent to a person to check (this process's share budget).
+    private let teacherChecks = Mutex<[String: (answered: Int, checked: Int)]>([:])
+    /// The loop that looks for promoted and shadowed adapter versions in the store.
+    private let adapterWatch = Mutex<Task<Void, Never>?>(nil)
+    /// Versions that failed to load, so a bad one is reported once, not at every poll.
+    private let unloadable = Mutex<Set<String>>([])
 
     /// Names of the tasks served.
     public var taskNames: [String] { tasks.keys.sorted() }
@@ -57,11 +64,95 @@ public final class CascadeService: Sendable {
             tasks.append(task)
         }
         let store = try await openStore(url: config.store)
-        return try CascadeService(config: config, tasks: tasks, chatModels: chat, store: store, logger: logger)
+        let service = try CascadeService(config: config, tasks: tasks, chatModels: chat, store: store, logger: logger)
+        try await service.syncAdapters(starting: true)
+        service.watchAdapters()
+        return service
+    }
+
+    // MARK: Adapter versions
+
+    /// Brings each classification task to the store's active (and shadow) adapter version. At start, the adapter file
+    /// a task names becomes its first active version when the store has none, and is registered as a candidate when
+    /// the store's active version differs (the store decides what serves, so every replica serves the same version).
+    func syncAdapters(starting: Bool = false) async throws {
+        var serving = try await store.servingAdapters()
+        for case let task as ServedClassification in tasks.values {
+            if starting {
+                let file = Digest.of(task.fileBody)
+                let active = serving.first { $0.task == task.name && $0.status == .active }?.version
+                try await store.addAdapter(AdapterVersion(task: task.name, version: file, createdAt: Date(), status: .candidate,
+                                                          source: "file", body: task.fileBody, report: task.adapterFile))
+                if active == nil {
+                    try await store.activate(task: task.name, version: file)
+                    logger.info("adapter registered as the first active version", metadata: ["task": "\(task.name)", "version": "\(file.prefix(12))"])
+                    serving = try await store.servingAdapters()
+                } else if active != file {
+                    logger.notice("serving the store's active adapter version, not the adapter file's (registered as a candidate)",
+                                  metadata: ["task": "\(task.name)", "active": "\(active!.prefix(12))", "file": "\(file.prefix(12))"])
+                }
+            }
+            let now = task.serving
+            let active = serving.first { $0.task == task.name && $0.status == .active }?.version
+            let shadow = serving.first { $0.task == task.name && $0.status == .shadow }?.version
+            var newActive: (Classifier, String)?
+            if let active, active != now.version, let loaded = await loadVersion(task, active) { newActive = (loaded, active) }
+            var newShadow: (Classifier, String)??
+            if shadow != now.shadow?.version {
+                if let shadow {
+                    if let loaded = await loadVersion(task, shadow) { newShadow = .some((loaded, shadow)) }
+                } else {
+                    newShadow = .some(nil)
+                }
+            }
+            if newActive != nil || newShadow != nil {
+                task.swap(active: newActive, shadow: newShadow)
+                logger.info("adapter versions changed", metadata: ["task": "\(task.name)", "active": "\(task.serving.version.prefix(12))",
+                                                                   "shadow": "\(task.serving.shadow.map { String($0.version.prefix(12)) } ?? "none")"])
+                Counter(label: "microscale_adapter_swaps_total", dimensions: [("task", task.name)]).increment()
+            }
+        }
+    }
+
+    /// A stored version as a classifier; nil when the store cannot be read now (tried again at the next poll) or the
+    /// version cannot serve this task (logged once, never tried again).
+    private func loadVersion(_ task: ServedClassification, _ version: String) async -> Classifier? {
+        guard !unloadable.withLock({ $0.contains(version) }) else { return nil }
+        let stored: AdapterVersion?
+        do { stored = try await store.adapterVersion(task: task.name, version: version) } catch {
+            logger.warning("could not read an adapter version from the store; trying again at the next poll",
+                           metadata: ["task": "\(task.name)", "version": "\(version.prefix(12))", "error": "\(error)"])
+            return nil
+        }
+        guard let stored else { return nil }
+        do {
+            return try task.classifier(body: stored.body, version: version)
+        } catch {
+            unloadable.withLock { _ = $0.insert(version) }
+            Counter(label: "microscale_adapter_load_failures_total", dimensions: [("task", task.name)]).increment()
+            logger.error("adapter version not loaded; the current one keeps serving", metadata: ["task": "\(task.name)", "version": "\(version.prefix(12))", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Polls the store every `learning.poll_seconds` for adapter changes.
+    private func watchAdapters() {
+        let seconds = config.learning.pollSeconds
+        let task = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+                guard let self else { return }
+                do { try await self.syncAdapters() } catch {
+                    self.logger.warning("could not read adapter versions from the store", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        adapterWatch.withLock { $0 = task }
     }
 
     /// Stops the engine after its work in hand, closes the HTTP client and the store.
     public func shutdown() async {
+        adapterWatch.withLock { $0?.cancel() }
         await engine.shutdown()
         await escalator.shutdown()
         await store.close()
@@ -102,6 +193,9 @@ public final class CascadeService: Sendable {
         } catch let e as InputError {
             throw APIError.invalid(e.message)
         }
+        if let classification = task as? ServedClassification, let shadow = classification.serving.shadow {
+            shadowDecide(drafts.map(\.response.id), texts: texts, task: classification.name, shadow: shadow)
+        }
         return try await withThrowingTaskGroup(of: (Int, DecisionResponse).self) { group in
             for (i, draft) in drafts.enumerated() {
                 group.addTask { (i, try await self.finish(draft, text: texts[i], task: task, start: start)) }
@@ -127,7 +221,8 @@ public final class CascadeService: Sendable {
         response.latencyMs = response.latencyMs.rounded
         let storeStart = ContinuousClock.now
         do {
-            try await store.record(try DecisionRecord(response, text: text, logging: config.inputLogging), review: ReviewItem(queueing: response, text: text))
+            let review = ReviewItem(queueing: response, text: text) ?? teacherCheck(response, text: text)
+            try await store.record(try DecisionRecord(response, text: text, logging: config.inputLogging), review: review)
         } catch {
             logger.error("decision not stored", metadata: ["task": "\(task.name)", "error": "\(error)"])
             Counter(label: "microscale_rejected_total", dimensions: [("reason", "store_failed")]).increment()
@@ -142,6 +237,49 @@ public final class CascadeService: Sendable {
                                                                   ("reason", response.reason.rawValue), ("tier", response.tier.rawValue)]).increment()
         Timer(label: "microscale_decision_seconds", dimensions: [("task", task.name)]).recordNanoseconds(Int64(response.latencyMs.total * 1e6))
         return response
+    }
+
+    /// Has a shadowed candidate decide the same inputs in its own engine turn, after the live answers (never on
+    /// their path): a failure, or a full queue, costs the shadow log its entries and nothing else.
+    private func shadowDecide(_ ids: [String], texts: [String], task: String, shadow: (classifier: Classifier, version: String)) {
+        Task {
+            do {
+                let decisions = try await engine.run(weight: texts.count) { try shadow.classifier.decide(batch: texts) }
+                try await store.recordShadow(zip(ids, decisions).map { id, d in
+                    ShadowDecision(decisionId: id, task: task, adapterVersion: shadow.version, label: d.label, confidence: d.probability,
+                                   route: d.route.outcome, reason: d.reason.apiName, createdAt: Date())
+                })
+            } catch {
+                Counter(label: "microscale_shadow_failures_total", dimensions: [("task", task)]).increment()
+                logger.warning("shadow decisions not made or not stored", metadata: ["task": "\(task)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// A review item checking the larger tier's label (`learning.review_share`), or nil. Half the share is a sample
+    /// by the input's hash (`teacher_sample`: independent of both models, so the agreement measured on it is
+    /// unbiased); the other half goes to answers that disagree with the small model's draft (`teacher_check`), as long
+    /// as they stay within it. The budget is this process's own.
+    private func teacherCheck(_ r: DecisionResponse, text: String) -> ReviewItem? {
+        let share = config.learning.reviewShare
+        guard share > 0, r.escalation?.outcome == .answered, let teacher = r.label, r.route != .review else { return nil }
+        let disagrees = r.draft?.label != teacher
+        let uniform = Double(UInt32(Digest.of("teacher-sample\u{0}" + text).prefix(8), radix: 16) ?? 0) / Double(UInt32.max)
+        let sampled = uniform < share / 2
+        let chosen = teacherChecks.withLock { counts -> Bool in
+            var c = counts[r.task] ?? (0, 0)
+            c.answered += 1
+            let take = !sampled && disagrees && Double(c.checked + 1) <= share / 2 * Double(c.answered)
+            if take { c.checked += 1 }
+            counts[r.task] = c
+            return take || sampled
+        }
+        guard chosen else { return nil }
+        let drafted = "the small model said \(r.draft?.label ?? "nothing") (confidence \(String(format: "%.3f", r.draft?.confidence ?? 0)))"
+        return ReviewItem(decisionId: r.id, task: r.task, text: text, draftLabel: teacher, draftFieldsJSON: nil, confidence: r.draft?.confidence,
+                          reason: sampled ? teacherSampleReason : teacherCheckReason,
+                          detail: (sampled ? "teacher sample: the larger tier answered \(teacher); " : "teacher check: the larger tier answered \(teacher); ") + drafted,
+                          createdAt: Date())
     }
 
     // MARK: Review

@@ -18,7 +18,8 @@ extension DecisionRecord {
             id: r.id, task: r.task, createdAt: Date(), input: input, inputSHA256: Digest.of(text), label: r.label,
             fieldsJSON: r.fields?.description, confidence: r.confidence ?? r.draft?.confidence, route: r.route.outcome, reason: r.reason.rawValue, detail: r.detail,
             tier: r.tier.rawValue, draftJSON: try json(r.draft), escalationJSON: try json(r.escalation), latencyJSON: try json(r.latencyMs) ?? "{}",
-            modelVersion: r.modelVersion, adapterVersion: r.adapterVersion, inputTokens: r.inputTokens, tokensKept: r.tokensKept)
+            modelVersion: r.modelVersion, adapterVersion: r.adapterVersion, inputTokens: r.inputTokens, tokensKept: r.tokensKept,
+            teacherLabel: r.escalation?.outcome == .answered ? r.escalation?.answer?["label"]?.stringValue : nil)
     }
 }
 

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Cascade
 import Foundation
 import Logging
 import Metrics
@@ -28,10 +29,21 @@ public struct EscalationOutcome: Codable, Sendable {
     /// The start of what the tier sent with its last failure: kept in the decision log for diagnosis, removed from
     /// the API answer (the client gets `error`, a summary).
     public var responseBody: String? = nil
+    /// Tokens the tier reported for the answered attempt (`usage` of the chat completion), when it reported them.
+    public var usage: TokenUsage? = nil
+    /// SHA-256 of the system prompt and schema asked with: which question a stored label answers.
+    public var promptSHA256: String? = nil
+
+    /// A chat completion's `usage`.
+    public struct TokenUsage: Codable, Sendable, Equatable {
+        public var promptTokens: Int
+        public var completionTokens: Int
+        enum CodingKeys: String, CodingKey { case promptTokens = "prompt_tokens", completionTokens = "completion_tokens" }
+    }
 
     enum CodingKeys: String, CodingKey {
-        case endpoint, model, attempts, outcome, error, answer
-        case latencyMs = "latency_ms", responseBody = "response_body"
+        case endpoint, model, attempts, outcome, error, answer, usage
+        case latencyMs = "latency_ms", responseBody = "response_body", promptSHA256 = "prompt_sha256"
     }
 }
 
@@ -127,6 +139,7 @@ public struct EscalationClient: Sendable {
     private func askHoldingPermit(task: String, system: String, user: String, schema: Schema, draft: [(String, String)],
                                   start: ContinuousClock.Instant) async -> EscalationOutcome {
         var outcome = EscalationOutcome(endpoint: tier.baseURL, model: tier.model, attempts: 0, outcome: .failed, error: nil, answer: nil, latencyMs: 0)
+        outcome.promptSHA256 = Digest.of(system + "\u{0}" + schema.document.description)
         defer { Counter(label: "microscale_escalations_total", dimensions: [("task", task), ("outcome", outcome.outcome.rawValue)]).increment() }
         let body = JSONValue.object([
             ("model", .string(tier.model)),
@@ -150,10 +163,11 @@ public struct EscalationClient: Sendable {
             outcome.attempts += 1
             Counter(label: "microscale_escalation_attempts_total", dimensions: [("task", task)]).increment()
             do {
-                let answer = try await attemptOnce(body: body, schema: schema, task: task, draft: draft)
+                let (answer, usage) = try await attemptOnce(body: body, schema: schema, task: task, draft: draft)
                 await breaker.record(success: true)
                 outcome.outcome = .answered
                 outcome.answer = answer
+                outcome.usage = usage
                 outcome.error = nil
                 outcome.responseBody = nil
                 break
@@ -177,7 +191,8 @@ public struct EscalationClient: Sendable {
         return outcome
     }
 
-    private func attemptOnce(body: String, schema: Schema, task: String, draft: [(String, String)]) async throws -> JSONValue {
+    private func attemptOnce(body: String, schema: Schema, task: String, draft: [(String, String)]) async throws
+        -> (JSONValue, EscalationOutcome.TokenUsage?) {
         let base = tier.baseURL.hasSuffix("/") ? String(tier.baseURL.dropLast()) : tier.baseURL
         var request = HTTPClientRequest(url: base + "/chat/completions")
         request.method = .POST
@@ -223,7 +238,15 @@ public struct EscalationClient: Sendable {
         guard violations.isEmpty else {
             throw AttemptError(message: "the answer does not match the schema: \(violations.map(\.description).joined(separator: "; "))", retryable: false)
         }
-        return answer
+        let usage = envelope["usage"].flatMap { u -> EscalationOutcome.TokenUsage? in
+            func count(_ v: JSONValue?) -> Int? {
+                guard case let .number(x, _)? = v, x >= 0, x == x.rounded(), x < 1e12 else { return nil }
+                return Int(x)
+            }
+            guard let p = count(u["prompt_tokens"]), let c = count(u["completion_tokens"]) else { return nil }
+            return EscalationOutcome.TokenUsage(promptTokens: p, completionTokens: c)
+        }
+        return (answer, usage)
     }
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import Inference
 import Store
 import StructuredOutput
+import Synchronization
 
 /// A GGUF model the service runs in-process, with its compiled schema constraints (used on the engine thread only).
 public final class ServedModel: Sendable {
@@ -84,22 +85,39 @@ func loadTask(_ entry: ServiceConfig.TaskEntry, threads: Int, models: inout [Str
     let spec = try TaskSpec.load(entry.path)
     let adapterPath = entry.adapter ?? spec.adapterPath
     let classifier = try Classifier(spec: spec, adapterPath: adapterPath, threads: threads)
-    return try ServedClassification(classifier: classifier, modelVersion: classifier.extractor.backbone.digest,
-                                    adapterVersion: try Digest.of(file: adapterPath))
+    let body = try String(decoding: Data(contentsOf: URL(fileURLWithPath: adapterPath)), as: UTF8.self)
+    return try ServedClassification(classifier: classifier, adapterBody: body, adapterFile: adapterPath)
 }
 
-/// A classification task: spec, backbone, adapter and policy; inputs waiting together share one backbone pass.
-struct ServedClassification: ServedTask {
-    let classifier: Classifier
+/// A classification task: spec, backbone, adapter and policy; inputs waiting together share one backbone pass. The
+/// adapter can be swapped while serving (a promotion or rollback in the store), and a candidate can run beside it in
+/// shadow; each decision records the version that made it.
+final class ServedClassification: ServedTask {
+    /// What is serving now.
+    struct Serving: Sendable {
+        var classifier: Classifier
+        /// SHA-256 of the adapter file's bytes.
+        var version: String
+        var shadow: (classifier: Classifier, version: String)?
+    }
+
+    let spec: TaskSpec
+    let extractor: FeatureExtractor
     let modelVersion: String
-    let adapterVersion: String?
     /// `{"label": <one of the labels>}`, what the larger tier must answer.
     let answerSchema: Schema
+    /// The adapter file the task started with, and its bytes (registered in the store's versions at start).
+    let adapterFile: String
+    let fileBody: String
+    private let state: Mutex<Serving>
 
-    init(classifier: Classifier, modelVersion: String, adapterVersion: String) throws {
-        self.classifier = classifier
-        self.modelVersion = modelVersion
-        self.adapterVersion = adapterVersion
+    init(classifier: Classifier, adapterBody: String, adapterFile: String) throws {
+        spec = classifier.spec
+        extractor = classifier.extractor
+        modelVersion = classifier.extractor.backbone.digest
+        self.adapterFile = adapterFile
+        fileBody = adapterBody
+        state = Mutex(Serving(classifier: classifier, version: Digest.of(adapterBody), shadow: nil))
         answerSchema = try Schema(document: .object([
             ("type", .string("object")),
             ("properties", .object([("label", .object([("type", .string("string")), ("enum", .array(classifier.spec.labels.map { .string($0.name) }))]))])),
@@ -107,7 +125,27 @@ struct ServedClassification: ServedTask {
         ]))
     }
 
-    var spec: TaskSpec { classifier.spec }
+    /// What is serving now (one consistent snapshot).
+    var serving: Serving { state.withLock { $0 } }
+    var classifier: Classifier { serving.classifier }
+    var adapterVersion: String? { serving.version }
+
+    /// A classifier for an adapter version's bytes, checked against this task's spec, backbone and template.
+    func classifier(body: String, version: String) throws -> Classifier {
+        let adapter = try Adapter.decode(Data(body.utf8), source: "adapter version \(version.prefix(12)) in the store", for: spec,
+                                         backboneDigest: extractor.backbone.digest, backboneIdentifier: extractor.backbone.model.identifier,
+                                         templateDigest: extractor.templateDigest)
+        return Classifier(spec: spec, extractor: extractor, adapter: adapter)
+    }
+
+    /// Serves `active` (and `shadow`) from now on; decisions already under way finish with what they started with.
+    func swap(active: (Classifier, String)?, shadow: (Classifier, String)??) {
+        state.withLock { s in
+            if let (classifier, version) = active { s.classifier = classifier; s.version = version }
+            if let shadow { s.shadow = shadow.map { (classifier: $0.0, version: $0.1) } }
+        }
+    }
+
     var name: String { spec.name }
     var maxInputCharacters: Int { spec.maxInputCharacters }
     var labels: [String] { spec.labels.map(\.name) }
@@ -124,7 +162,10 @@ struct ServedClassification: ServedTask {
     }
 
     func drafts(_ texts: [String], engine: Engine, config: ServiceConfig) async throws -> [Drafted] {
-        try await engine.classify(task: name, classifier: classifier, texts: texts).map { d, timing in
+        let now = serving
+        let adapterVersion: String? = now.version
+        // Batches never mix adapter versions: the engine groups inputs by this key.
+        return try await engine.classify(task: name + "@" + now.version, classifier: now.classifier, texts: texts).map { d, timing in
             var response = DecisionResponse(
                 id: UUID().uuidString.lowercased(), task: name, label: d.label, fields: nil, fieldChecks: nil, confidence: d.probability,
                 route: d.route, reason: DecisionReason(d.reason), detail: d.detail, riskClass: d.riskClass, tier: Tier(d.route),

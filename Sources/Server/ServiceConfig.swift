@@ -44,6 +44,9 @@ public struct ServiceConfig: Sendable {
         public var maxTokens: Int = 200
         /// Most requests to the tier at once; more escalations wait (at most `timeout`) for one to finish.
         public var maxConcurrent: Int = 8
+
+        /// A tier with the default timeouts, retries and breaker.
+        public init(baseURL: String, model: String) { self.baseURL = baseURL; self.model = model }
     }
 
     /// Request limits.
@@ -82,6 +85,23 @@ public struct ServiceConfig: Sendable {
         public var meanConfidence: Double?
     }
 
+    /// The learning loop: teacher checks, adapter polling, retraining (`learning:`).
+    public struct Learning: Sendable {
+        /// Share of teacher labels (the larger tier's answers, distilled labels) sent to a person to check,
+        /// disagreements with the small model first (0: none).
+        public var reviewShare: Double = 0
+        /// Seconds between looks at the store for a promoted (or shadowed) adapter version.
+        public var pollSeconds: Double = 2
+        /// Share of human-labelled texts a retrain holds out to compare adapters.
+        public var holdout = 0.2
+        /// Share of the other human-labelled texts a retrain calibrates and certifies on.
+        public var calibrationShare = 0.5
+        /// Fewest holdout items the promotion gate compares on.
+        public var minHoldout = 30
+        /// Reviewers' agreement with a teacher below which the teacher is flagged.
+        public var agreementFloor = 0.9
+    }
+
     /// Host to bind.
     public var host = "127.0.0.1"
     /// Port (0: any free port; the chosen one is printed).
@@ -115,6 +135,8 @@ public struct ServiceConfig: Sendable {
     public var escalationKey: String?
     /// Minutes a review claim is held.
     public var claimMinutes: Double = 10
+    /// The learning loop.
+    public var learning = Learning()
 
     /// An empty configuration (tests build theirs in code).
     public init() {}
@@ -140,7 +162,7 @@ public struct ServiceConfig: Sendable {
         }
         let r = try YAMLReader.load(file)
         try r.only(["listen", "auth", "store", "log_inputs", "tasks", "chat_models", "escalation", "limits", "drift", "threads", "review",
-                    "structured_output"])
+                    "structured_output", "learning"])
         var c = ServiceConfig()
         if let l = r.child("listen") {
             try l.only(["host", "port"])
@@ -210,6 +232,15 @@ public struct ServiceConfig: Sendable {
         if let o = r.child("structured_output") {
             try o.only(["max_whitespace"])
             if let w = o.child("max_whitespace") { c.jsonWhitespace = UInt8(try w.int(in: 0...64)) }
+        }
+        if let l = r.child("learning") {
+            try l.only(["review_share", "poll_seconds", "holdout", "calibration_share", "min_holdout", "agreement_floor"])
+            if let v = l.child("review_share") { c.learning.reviewShare = try v.double(in: 0...1) }
+            if let v = l.child("poll_seconds") { c.learning.pollSeconds = try v.double(in: 0.05...3600) }
+            if let v = l.child("holdout") { c.learning.holdout = try v.double(in: 0.01...0.9) }
+            if let v = l.child("calibration_share") { c.learning.calibrationShare = try v.double(in: 0.05...0.95) }
+            if let v = l.child("min_holdout") { c.learning.minHoldout = try v.int(in: 1...1_000_000) }
+            if let v = l.child("agreement_floor") { c.learning.agreementFloor = try v.double(in: 0...1) }
         }
         if let t = r.child("threads") { c.threads = try t.int(in: 1...256) }
         if let v = r.child("review") {
