@@ -16,13 +16,19 @@ public struct ExactText: Hashable, Sendable {
 public enum LabelSource: String, Codable, Sendable, CaseIterable {
     /// The labelled file training started from (people labelled it).
     case seed
-    /// A reviewer's answer in the review queue (a confirmation or a correction).
+    /// A reviewer's answer in the review queue (a confirmation or a correction), for an item the policy sent there or
+    /// a teacher label sampled by its hash.
     case reviewed
+    /// A reviewer's answer to a teacher check chosen because the teacher and the small model disagreed: a person's
+    /// label, but chosen for being likely wrong, so it trains the head and never calibrates or compares.
+    case checked
     /// A teacher: the larger tier's answer to a live escalation, or a `microscale distill` answer.
     case teacher
 
     /// Whether a person gave (or checked) the label.
     public var isHuman: Bool { self != .teacher }
+    /// Whether the label may calibrate and compare: a person's, not chosen for disagreeing with the small model.
+    public var calibrates: Bool { self == .seed || self == .reviewed }
 }
 
 /// One labelled text with its provenance.
@@ -95,7 +101,8 @@ public enum RetrainPart: String, Codable, Sendable, CaseIterable {
     case unused
 
     /// The part of a text: by two independent uniforms drawn from its SHA-256, so an item keeps its part from one
-    /// retrain to the next (a holdout text is never trained on, whoever labels it). Teachers' labels only fit the head.
+    /// retrain to the next (a holdout text is never trained on, whoever labels it). `human` says whether the label may
+    /// calibrate and compare (``LabelSource/calibrates``); other labels only fit the head.
     public static func of(_ text: String, human: Bool, holdout: Double, calibration: Double) -> RetrainPart {
         let digest = Array(SHA256.hash(data: Data(text.utf8)))
         func uniform(_ offset: Int) -> Double {
@@ -323,14 +330,14 @@ public struct Retraining {
         var parts: [RetrainPart] = []
         var composition: [RetrainPart: [LabelSource: Int]] = [:]
         for item in set.items {
-            let part = RetrainPart.of(item.text, human: item.source.isHuman, holdout: settings.holdout, calibration: settings.calibration)
+            let part = RetrainPart.of(item.text, human: item.source.calibrates, holdout: settings.holdout, calibration: settings.calibration)
             parts.append(part)
             composition[part, default: [:]][item.source, default: 0] += 1
         }
         let train = set.items.indices.filter { parts[$0] != .holdout }
         let fit = train.indices.filter { parts[train[$0]] == .fit }, calibration = train.indices.filter { parts[train[$0]] == .calibration }
         guard !calibration.isEmpty else {
-            throw DataError(file: spec.file, message: "no human-labelled items fall in the calibration part (\(set.items.count(where: { $0.source.isHuman })) human labels in all): thresholds are certified on people's labels only; review more items first")
+            throw DataError(file: spec.file, message: "no human-labelled items fall in the calibration part (\(set.items.count(where: { $0.source.calibrates })) human labels that may calibrate): thresholds are certified on people's labels only; review more items first")
         }
         let texts = train.map { set.items[$0].text }, labels = train.map { spec.labelIndex(set.items[$0].label)! }
         let bar = verbose ? ProgressBar("features") : nil
@@ -372,7 +379,7 @@ extension Report {
         let c = o.candidateScore, a = o.currentScore, currency = spec.tiers.currency
         func both(_ f: (HoldoutScore) -> String) -> [String] { [f(c), a.map(f) ?? "—"] }
         var body = "<h1>\(escape(spec.name)): promotion report</h1>\n"
-        body += "<p class=meta>Candidate \(escape(String(candidateVersion.prefix(12)))) against \(currentVersion.map { "the active adapter " + escape(String($0.prefix(12))) } ?? "no active adapter"), on \(c.items) human-labelled holdout items that neither was trained or calibrated on\(o.holdoutSeenByCurrent > 0 ? " (\(o.holdoutSeenByCurrent) more holdout texts were left out: the active adapter was trained on them)" : ""). Thresholds are certified on people's labels only (seed file and reviewers): a teacher's labels train the head but never enter a certificate, because the teacher's own errors would bias the measured error rate, and with it the guarantee.</p>\n"
+        body += "<p class=meta>Candidate \(escape(String(candidateVersion.prefix(12)))) against \(currentVersion.map { "the active adapter " + escape(String($0.prefix(12))) } ?? "no active adapter"), on \(c.items) human-labelled holdout items that neither was trained or calibrated on\(o.holdoutSeenByCurrent > 0 ? " (\(o.holdoutSeenByCurrent) more holdout texts were left out: the active adapter was trained on them)" : ""). Thresholds are certified on people's labels only (seed file and reviewers): a teacher's labels train the head but never enter a certificate, because the teacher's own errors would bias the measured error rate, and with it the guarantee. People's answers to teacher checks chosen for disagreeing with the small model train the head too, but neither calibrate nor compare: they were chosen for being likely wrong.</p>\n"
         body += "<h2>Gate: <span class=\(o.gate.passed ? "pass" : "fail")>\(o.gate.passed ? "passed" : "not passed")</span></h2>\n"
         body += table(["check", "result", "detail"], o.gate.checks.map { [$0.name, $0.passed ? "pass" : "FAIL", $0.detail] })
         body += "<h2>On the holdout</h2>\n"
@@ -400,7 +407,7 @@ extension Report {
             return [name, pct(r), a?.recall[name].map(pct) ?? "—", "\(o.calibrationPerLabel[i])"]
         })
         body += "<h2>Training set</h2>\n<p>One label per distinct text: a person's label beats a teacher's, and among labels of the same kind the newest wins. \(o.set.conflicts) texts had conflicting labels (\(o.set.humanOverTeacher) settled for a person against a teacher).\(o.set.unknownLabels.isEmpty ? "" : " Left out, labels that are not the task's: " + o.set.unknownLabels.map { "\($0.key) (\($0.value))" }.sorted().joined(separator: ", ") + ".")</p>\n"
-        body += table(["part", "seed", "reviewed", "teacher"], RetrainPart.allCases.map { p in
+        body += table(["part", "seed", "reviewed", "checked", "teacher"], RetrainPart.allCases.map { p in
             [p.rawValue] + LabelSource.allCases.map { "\(o.composition[p]?[$0] ?? 0)" }
         })
         return page(title: "\(spec.name) — promotion report", body: body)

@@ -74,6 +74,9 @@ struct Distill: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "microscale.distill")
         logger.logLevel = .error
+        if try YAMLReader.load(task).child("schema") != nil {
+            throw ValidationError("\(task) is an extraction task: distill labels classification tasks (an extraction model has no adapter to retrain yet)")
+        }
         let spec = try TaskSpec.load(task)
         var tier: ServiceConfig.Escalation
         var storeURL = store ?? "sqlite:reports/decisions.sqlite"

@@ -76,6 +76,14 @@ struct Simulate: AsyncParsableCommand {
         var humanLabels: Int, teacherLabels: Int
         var candidate: String?, gatePassed: Bool?, gateFailures: [String]
         var highRiskCertified: [String: Bool]
+        /// Per risk class on the held-out part: accepted, wrong among them, and the Clopper-Pearson bound.
+        var classes: [ClassRow]
+        /// Per high-risk class on the held-out part: items, and those auto-accepted as a low-risk label.
+        var highRiskMisses: [String: [Int]]
+    }
+
+    struct ClassRow: Codable {
+        var riskClass: String, target: Double, accepted: Int, errors: Int, bound: Double
     }
 
     func run() async throws {
@@ -230,7 +238,7 @@ struct Simulate: AsyncParsableCommand {
                 let score = HoldoutScore(evaluation)
                 // Retrain and promote.
                 let result = try await LogRetrain(spec: spec, store: store, retraining: retraining).run(seed: seedData, report: absolute + "/round\(round).promotion.html")
-                let human = result.outcome.composition.values.reduce(0) { $0 + ($1[.seed] ?? 0) + ($1[.reviewed] ?? 0) }
+                let human = result.outcome.composition.values.reduce(0) { $0 + ($1[.seed] ?? 0) + ($1[.reviewed] ?? 0) + ($1[.checked] ?? 0) }
                 let teacherCount = result.outcome.composition.values.reduce(0) { $0 + ($1[.teacher] ?? 0) }
                 let servedThisRound = served
                 if result.outcome.gate.passed {
@@ -248,7 +256,12 @@ struct Simulate: AsyncParsableCommand {
                     heldOutItems: score.items, heldOutCoverage: score.coverage, heldOutError: score.acceptedError, heldOutErrorBound: score.acceptedErrorBound,
                     certified: score.certified, humanLabels: human, teacherLabels: teacherCount, candidate: String(result.version.prefix(12)),
                     gatePassed: result.outcome.gate.passed, gateFailures: result.outcome.gate.checks.filter { !$0.passed }.map(\.name),
-                    highRiskCertified: highRisk)
+                    highRiskCertified: highRisk,
+                    classes: evaluation.classOutcomes.map {
+                        ClassRow(riskClass: $0.riskClass.name, target: $0.riskClass.targetError, accepted: $0.accepted, errors: $0.errors,
+                                 bound: $0.accepted > 0 ? Binomial.upperBound(events: $0.errors, trials: $0.accepted, delta: spec.delta) : 1)
+                    },
+                    highRiskMisses: Dictionary(uniqueKeysWithValues: score.highRisk.map { ($0.riskClass, [$0.items, $0.autoAcceptedAsLowRisk]) }))
                 rows.append(row)
                 print(Self.line(row, currency: tiers.currency))
             }
@@ -258,7 +271,8 @@ struct Simulate: AsyncParsableCommand {
             stubTask.cancel()
             throw error
         }
-        print(try await TeacherAgreement.measure(task: spec.name, store: store, floor: settings.learning.agreementFloor).text.split(separator: "\n").first ?? "")
+        let agreement = try await TeacherAgreement.measure(task: spec.name, store: store, floor: settings.learning.agreementFloor).text
+        print(agreement.components(separatedBy: "\n")[0])
         try? await http.shutdown()
         await store.close()
         stubTask.cancel()
@@ -306,18 +320,23 @@ struct Simulate: AsyncParsableCommand {
     }
 
     static func line(_ r: RoundRow, currency: String) -> String {
-        String(format: "round %d (%d items): accepted %.1f%%, escalated %.1f%%, review load %d; held out: coverage %.1f%%, error %.2f%% (≤ %.2f%%); cost %@ vs %@ all-to-large; human labels %d, teacher %d; candidate %@ %@",
+        let classes = r.classes.map { c in
+            c.accepted > 0 ? String(format: "%@ %d/%d wrong (≤ %.2f%%, target %.0f%%)", c.riskClass, c.errors, c.accepted, c.bound * 100, c.target * 100)
+                : "\(c.riskClass) none accepted"
+        }.joined(separator: ", ")
+        return String(format: "round %d (%d items): accepted %.1f%%, escalated %.1f%%, review load %d; held out: coverage %.1f%%, error %.2f%% (≤ %.2f%%); cost %@ vs %@ all-to-large; human labels %d, teacher %d; candidate %@ %@",
                r.round, r.items, r.acceptedShare * 100, r.escalatedShare * 100, r.reviewLoad, r.heldOutCoverage * 100, r.heldOutError * 100,
                r.heldOutErrorBound * 100, Report.costLine(r.cost, currency: currency), Report.costLine(r.allLarge, currency: currency), r.humanLabels,
                r.teacherLabels, r.candidate ?? "—", r.gatePassed == true ? "promoted" : "not promoted (\(r.gateFailures.joined(separator: ", ")))")
+            + "\n  held out by risk class: " + classes
     }
 
     func html(_ rows: [RoundRow], spec: TaskSpec) -> String {
         let c = spec.tiers.currency
         var body = "<h1>\(spec.name): the learning loop, simulated</h1>\n<p class=meta>Command: <code>microscale simulate --task \(task) --data \(data)\(test.map { " --test " + $0 } ?? "") --seed-per-label \(seedPerLabel) --rounds \(rounds) --round-size \(roundSize) --teacher-error \(teacherError) --review-share \(reviewShare) --calibration-share \(calibrationShare)</code>. Traffic went through a real <code>microscale serve</code>; the larger tier was a stand-in teacher wrong on \(Int(teacherError * 100))% of inputs; reviewers answered the true label; after each round the loop retrained from the log and promoted a candidate only through the gate. Costs per 1,000 requests, by tier; the comparison sends everything to the larger tier with the same review of its high-risk answers.</p>\n"
-        body += "<table><tr><th>round</th><th>traffic</th><th>accepted</th><th>escalated</th><th>review load</th><th>held-out coverage</th><th>held-out error (bound)</th><th>certified</th><th>cost / 1,000</th><th>all to larger tier</th><th>human / teacher labels</th><th>candidate</th></tr>\n"
+        body += "<table><tr><th>round</th><th>traffic</th><th>accepted</th><th>escalated</th><th>review load</th><th>held-out coverage</th><th>held-out error (bound)</th><th>by risk class: wrong / accepted (bound)</th><th>certified</th><th>cost / 1,000</th><th>all to larger tier</th><th>human / teacher labels</th><th>candidate</th></tr>\n"
         for r in rows {
-            body += "<tr><td>\(r.round)</td><td>\(r.trafficSoFar)</td><td>\(String(format: "%.1f%%", r.acceptedShare * 100))</td><td>\(String(format: "%.1f%%", r.escalatedShare * 100))</td><td>\(r.reviewLoad)</td><td>\(String(format: "%.1f%%", r.heldOutCoverage * 100))</td><td>\(String(format: "%.2f%% (≤ %.2f%%)", r.heldOutError * 100, r.heldOutErrorBound * 100))</td><td>\(r.certified.joined(separator: ", "))</td><td>\(Report.costLine(r.cost, currency: c))</td><td>\(Report.costLine(r.allLarge, currency: c))</td><td>\(r.humanLabels) / \(r.teacherLabels)</td><td>\(r.candidate ?? "—") \(r.gatePassed == true ? "promoted" : "held back: " + r.gateFailures.joined(separator: ", "))</td></tr>\n"
+            body += "<tr><td>\(r.round)</td><td>\(r.trafficSoFar)</td><td>\(String(format: "%.1f%%", r.acceptedShare * 100))</td><td>\(String(format: "%.1f%%", r.escalatedShare * 100))</td><td>\(r.reviewLoad)</td><td>\(String(format: "%.1f%%", r.heldOutCoverage * 100))</td><td>\(r.heldOutCoverage > 0 ? String(format: "%.2f%% (≤ %.2f%%)", r.heldOutError * 100, r.heldOutErrorBound * 100) : "—")</td><td>\(r.classes.map { c in c.accepted > 0 ? String(format: "%@: %d / %d (≤ %.2f%%; target %.0f%%)", c.riskClass, c.errors, c.accepted, c.bound * 100, c.target * 100) : "\(c.riskClass): —" }.joined(separator: "<br>"))</td><td>\(r.certified.joined(separator: ", "))</td><td>\(Report.costLine(r.cost, currency: c))</td><td>\(Report.costLine(r.allLarge, currency: c))</td><td>\(r.humanLabels) / \(r.teacherLabels)</td><td>\(r.candidate ?? "—") \(r.gatePassed == true ? "promoted" : "held back: " + r.gateFailures.joined(separator: ", "))</td></tr>\n"
         }
         body += "</table>\n"
         // Plot: accepted share and held-out coverage (%), cost per 1,000 against all-to-large.

@@ -248,11 +248,12 @@ struct DecisionRecordResponse: Codable, Sendable {
     var label: String?, fields: JSONValue?, confidence: Double?, route: String, reason: String, detail: String, tier: String
     var draft: JSONValue?, escalation: JSONValue?, latencyMs: JSONValue?, modelVersion: String, adapterVersion: String?
     var truncated: Bool?, inputTokens: Int?, tokensKept: Int?
+    var origin: String?, teacherLabel: String?
     var review: ReviewItemResponse?
 
     enum CodingKeys: String, CodingKey {
-        case id, task, input, label, fields, confidence, route, reason, detail, tier, draft, escalation, review, truncated
-        case createdAt = "created_at", inputSHA256 = "input_sha256", latencyMs = "latency_ms"
+        case id, task, input, label, fields, confidence, route, reason, detail, tier, draft, escalation, review, truncated, origin
+        case createdAt = "created_at", inputSHA256 = "input_sha256", latencyMs = "latency_ms", teacherLabel = "teacher_label"
         case modelVersion = "model_version", adapterVersion = "adapter_version", inputTokens = "input_tokens", tokensKept = "tokens_kept"
     }
 
@@ -272,6 +273,7 @@ struct DecisionRecordResponse: Codable, Sendable {
         latencyMs = try? JSONValue.parse(d.latencyJSON); modelVersion = d.modelVersion; adapterVersion = d.adapterVersion
         inputTokens = d.inputTokens; tokensKept = d.tokensKept
         truncated = d.inputTokens.flatMap { n in d.tokensKept.map { n > $0 } }
+        origin = d.origin; teacherLabel = d.teacherLabel
         self.review = review
     }
 }

@@ -264,9 +264,9 @@ public struct LogRetrain {
                 items.append(LabelledItem(text: text, label: spec.labels[label].name, source: .seed, time: .distantPast))
             }
         }
-        for e in try await store.examples(task: spec.name, limit: Int(Int32.max)) {
+        for (e, reason) in try await store.reviewedExamples(task: spec.name) {
             guard let label = e.label else { continue }
-            items.append(LabelledItem(text: e.text, label: label, source: .reviewed, time: e.createdAt))
+            items.append(LabelledItem(text: e.text, label: label, source: reason == teacherCheckReason ? .checked : .reviewed, time: e.createdAt))
         }
         var withoutText = 0
         for t in try await store.teacherLabels(task: spec.name) {

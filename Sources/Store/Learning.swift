@@ -153,6 +153,14 @@ extension DecisionStore {
             """, [.text(task)])])[0].map { (try $0.required("teacher_label"), try $0.required("resolved_label"), try $0.required("reason")) }
     }
 
+    /// Reviewers' answers with why each item came to review (its `reason`), oldest first.
+    public func reviewedExamples(task: String) async throws -> [(example: LabelledExample, reason: String)] {
+        try await transact([StoreStatement("""
+            SELECT e.task, e.text, e.label, e.fields, e.source, e.decision_id, e.reviewer, e.created_at, r.reason
+            FROM examples e JOIN reviews r ON r.decision_id = e.decision_id WHERE e.task = $1 ORDER BY e.created_at, e.decision_id
+            """, [.text(task)])])[0].map { (try $0.example(), try $0.required("reason")) }
+    }
+
     // MARK: Adapter versions
 
     static var adapterColumns: String { "task, version, created_at, status, source, body, gate, report, promoted_at" }

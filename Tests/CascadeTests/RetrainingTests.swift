@@ -33,6 +33,11 @@ import Testing
         #expect(set.items.count == 7)
     }
 
+    @Test func onlyUnchosenPeoplesLabelsCalibrate() {
+        #expect(LabelSource.allCases.filter(\.calibrates) == [.seed, .reviewed])
+        #expect(LabelSource.allCases.filter(\.isHuman) == [.seed, .reviewed, .checked])
+    }
+
     @Test func partsAreStableAndTeachersOnlyFit() {
         var counts: [RetrainPart: Int] = [:]
         for i in 0..<4000 {
