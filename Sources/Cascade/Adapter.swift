@@ -174,9 +174,20 @@ extension Adapter {
 
     /// Writes the adapter as JSON.
     public func write(to path: String) throws {
+        try json().write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// The adapter file's bytes (pretty-printed, sorted keys): what `write` stores and the store keeps as a version.
+    public func json() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+        return try encoder.encode(self)
+    }
+
+    /// Reads an adapter from its JSON bytes and checks it against `spec` and the backbone and template of `extractor`.
+    public static func decode(_ data: Data, source: String, for spec: TaskSpec, extractor: FeatureExtractor) throws -> Adapter {
+        try decode(data, source: source, for: spec, backboneDigest: extractor.backbone.digest,
+                   backboneIdentifier: extractor.backbone.model.identifier, templateDigest: extractor.templateDigest)
     }
 
     /// Reads an adapter and checks that it was made for this spec's labels, backbone, template and risk settings.

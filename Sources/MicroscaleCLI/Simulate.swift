@@ -223,7 +223,9 @@ struct Simulate: AsyncParsableCommand {
                     reviewLoad += 1
                 }
                 let n = Double(slice.count)
-                let policy = try await currentClassifier(store: store, spec: spec, extractor: extractor, version: served).policy
+                // The served adapter: its policy prices this round, and it is scored on the held-out part.
+                let classifier = try await currentClassifier(store: store, spec: spec, extractor: extractor, version: served)
+                let policy = classifier.policy
                 let reviewedIfLarge = slice.count { i in
                     var o = Policy.Outcome(label: all.labels[i], probability: 0, route: .escalate, reason: .belowThreshold, detail: "")
                     policy.applyToLargerTier(&o, text: all.texts[i])
@@ -233,7 +235,6 @@ struct Simulate: AsyncParsableCommand {
                                            human: Double(reviewLoad) / n * tiers.human.costPer1k)
                 let allLarge = Evaluation.Cost(small: 0, large: tiers.large?.costPer1k ?? 0, human: Double(reviewedIfLarge) / n * tiers.human.costPer1k)
                 // The served adapter on the held-out part.
-                let classifier = try await currentClassifier(store: store, spec: spec, extractor: extractor, version: served)
                 let evaluation = Evaluation(classifier: classifier, features: heldOutFeatures, labels: heldOut.labels, texts: heldOut.texts, source: "held out")
                 let score = HoldoutScore(evaluation)
                 // Retrain and promote.
@@ -290,8 +291,7 @@ struct Simulate: AsyncParsableCommand {
         guard let stored = try await store.adapterVersion(task: spec.name, version: version) else {
             throw ValidationError("adapter \(version.prefix(12)) is not in the store")
         }
-        let adapter = try Adapter.decode(Data(stored.body.utf8), source: version, for: spec, backboneDigest: extractor.backbone.digest,
-                                         backboneIdentifier: extractor.backbone.model.identifier, templateDigest: extractor.templateDigest)
+        let adapter = try Adapter.decode(Data(stored.body.utf8), source: version, for: spec, extractor: extractor)
         return Classifier(spec: spec, extractor: extractor, adapter: adapter)
     }
 

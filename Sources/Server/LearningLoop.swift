@@ -279,14 +279,11 @@ public struct LogRetrain {
         let active = versions.first { $0.status == .active }
         let extractor = retraining.extractor
         let current = try active.map {
-            try Adapter.decode(Data($0.body.utf8), source: "active version \($0.version.prefix(12))", for: spec, backboneDigest: extractor.backbone.digest,
-                               backboneIdentifier: extractor.backbone.model.identifier, templateDigest: extractor.templateDigest)
+            try Adapter.decode(Data($0.body.utf8), source: "active version \($0.version.prefix(12))", for: spec, extractor: extractor)
         }
         var outcome = try retraining.run(set, current: current)
         outcome.gate.baseline = active?.version
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let body = String(decoding: try encoder.encode(outcome.candidate), as: UTF8.self)
+        let body = String(decoding: try outcome.candidate.json(), as: UTF8.self)
         let version = Digest.of(body)
         if let report {
             try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: report).deletingLastPathComponent().path, withIntermediateDirectories: true)

@@ -118,11 +118,7 @@ final class ServedClassification: ServedTask {
         self.adapterFile = adapterFile
         fileBody = adapterBody
         state = Mutex(Serving(classifier: classifier, version: Digest.of(adapterBody), shadow: nil))
-        answerSchema = try Schema(document: .object([
-            ("type", .string("object")),
-            ("properties", .object([("label", .object([("type", .string("string")), ("enum", .array(classifier.spec.labels.map { .string($0.name) }))]))])),
-            ("required", .array([.string("label")])), ("additionalProperties", .bool(false)),
-        ]))
+        answerSchema = try Self.labelSchema(classifier.spec)
     }
 
     /// What is serving now (one consistent snapshot).
@@ -132,9 +128,7 @@ final class ServedClassification: ServedTask {
 
     /// A classifier for an adapter version's bytes, checked against this task's spec, backbone and template.
     func classifier(body: String, version: String) throws -> Classifier {
-        let adapter = try Adapter.decode(Data(body.utf8), source: "adapter version \(version.prefix(12)) in the store", for: spec,
-                                         backboneDigest: extractor.backbone.digest, backboneIdentifier: extractor.backbone.model.identifier,
-                                         templateDigest: extractor.templateDigest)
+        let adapter = try Adapter.decode(Data(body.utf8), source: "adapter version \(version.prefix(12)) in the store", for: spec, extractor: extractor)
         return Classifier(spec: spec, extractor: extractor, adapter: adapter)
     }
 
