@@ -61,6 +61,9 @@ public struct Adapter: Codable, Sendable {
     /// The scope check: each label's mean training feature vector (unit length), and the similarity below which an
     /// input is out of scope (nil: no check).
     public var scope: Scope?
+    /// How the scope floor and the thresholds were chosen together over out-of-scope calibration data (nil: the task
+    /// declares no out-of-scope label).
+    public var outOfScope: OutOfScopeCertificate?
     /// The training data file as given to `train` (absolute), so a retrain can be suggested with it (nil: not recorded).
     public var dataFile: String?
     /// Fingerprints of every training text, fitted and calibration items alike (the first 8 bytes of each text's
@@ -76,6 +79,38 @@ public struct Adapter: Codable, Sendable {
         public var floor: Double
         /// The quantile used.
         public var quantile: Double
+    }
+
+    /// One scope floor tried by the joint search, with what it and the thresholds certified under it do on calibration.
+    public struct ScopeCandidate: Codable, Sendable, Equatable {
+        /// Quantile of the fitted in-scope items' similarities (0: no floor).
+        public var quantile: Double
+        /// The similarity floor.
+        public var floor: Double
+        /// Calibration items accepted, in scope and out of scope.
+        public var inScopeAccepted, outOfScopeAccepted: Int
+        /// Wrong among the accepted (out-of-scope ones included).
+        public var errors: Int
+        /// Accepted share of in-scope calibration items.
+        public var inScopeCoverage: Double
+        /// Share of out-of-scope calibration items not accepted (1 when there are none).
+        public var outOfScopeRecall: Double
+    }
+
+    /// The joint choice of scope floor and thresholds (``Certifier/jointScope``).
+    public struct OutOfScopeCertificate: Codable, Sendable {
+        /// The out-of-scope label.
+        public var label: String
+        /// Calibration items in scope and out of scope (after subsampling to the expected share).
+        public var inScopeItems, outOfScopeItems: Int
+        /// The configured share of out-of-scope traffic (nil: the data's).
+        public var expectedShare: Double?
+        /// δ of each candidate's tests (the spec's δ over the number of candidates).
+        public var deltaPerCandidate: Double
+        /// Every floor tried.
+        public var candidates: [ScopeCandidate]
+        /// Index of the one chosen (its thresholds and bounds are the adapter's).
+        public var chosen: Int
     }
 
     /// Calibration-set figures before and after temperature scaling.
@@ -134,6 +169,9 @@ extension Adapter {
         var parts = spec.labels.map { "\($0.name)=\($0.risk)" }
         parts += spec.riskClasses.map { "\($0.name):\($0.targetError):\($0.missTarget ?? -1):\($0.maxMass)" }
         parts.append("confidence=\(spec.confidence) min=\(spec.training.minLabelItems)")
+        if let o = spec.outOfScope {
+            parts.append("out_of_scope=\(o.label) share=\(o.expectedShare ?? -1) route=\(o.route.rawValue) floors=\(o.floorQuantiles)")
+        }
         return Digest.of(parts.joined(separator: "\n"))
     }
 

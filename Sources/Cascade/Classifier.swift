@@ -158,7 +158,8 @@ public struct Classifier: Sendable {
 
     /// Each item's highest cosine similarity to a label centroid (nil without a scope check).
     public func similarities(_ features: FeatureMatrix) -> [Double]? {
-        adapter.scope.map { Classifier.similarities(features, centroids: $0.centroids, labels: adapter.head.classes) }
+        // With an out-of-scope label the centroids are the other labels' only.
+        adapter.scope.map { Classifier.similarities(features, centroids: $0.centroids, labels: $0.centroids.count / max(features.columns, 1)) }
     }
 
     /// Highest cosine similarity of each row of `x` to the unit-length `centroids`.

@@ -24,6 +24,42 @@ public struct Evaluation: Sendable {
     /// Cost per 1,000 requests of the cascade, and of everything to the larger tier with the same review policy.
     public var cost: Cost
     public var allLarge: Cost
+    /// Each item's similarity to its nearest label centroid (nil without a scope check).
+    public var similarities: [Double]?
+    /// Each item's group (a column of the evaluated file, e.g. the kind of out-of-scope input), when one was named.
+    public var groups: [String]?
+    /// Audit drift simulations, when run.
+    public var auditDrift: AuditDriftSimulation?
+
+    /// How a task with an out-of-scope label treats in-scope and out-of-scope items.
+    public struct ScopeOutcome: Sendable {
+        /// Items whose true label is in scope, and of those accepted.
+        public var inScopeItems, inScopeAccepted: Int
+        /// Items whose true label is the out-of-scope one, and of those accepted (as some label: each is an error).
+        public var outOfScopeItems, outOfScopeAccepted: Int
+        /// inScopeAccepted / inScopeItems.
+        public var inScopeCoverage: Double { inScopeItems > 0 ? Double(inScopeAccepted) / Double(inScopeItems) : 0 }
+        /// Share of out-of-scope items not accepted (1 with none).
+        public var outOfScopeRecall: Double { outOfScopeItems > 0 ? 1 - Double(outOfScopeAccepted) / Double(outOfScopeItems) : 1 }
+    }
+
+    /// One point of the scope trade-off: every risk class's threshold set to `threshold` (the scope floor kept).
+    public struct TradeOffPoint: Sendable {
+        /// The common threshold on the top probability.
+        public var threshold: Double
+        /// Accepted share of in-scope items, share of out-of-scope items not accepted, error among all accepted.
+        public var inScopeCoverage, outOfScopeRecall, acceptedError: Double
+    }
+
+    /// Figures of one group of items (``groups``).
+    public struct GroupOutcome: Sendable {
+        /// The group's name.
+        public var name: String
+        /// Items, accepted, wrong among the accepted.
+        public var items, accepted, errors: Int
+        /// Out-of-scope items in the group, and of those accepted.
+        public var outOfScopeItems, outOfScopeAccepted: Int
+    }
 
     /// Latency percentiles in milliseconds.
     public struct Latency: Sendable {
@@ -71,6 +107,7 @@ public struct Evaluation: Sendable {
         raw = ScoredItems(probabilities: softmax(logits, classes: k), labels: labels, classes: k)
         let probabilities = softmax(logits, classes: k, temperature: classifier.adapter.temperature)
         let similarities = classifier.similarities(features)
+        self.similarities = similarities
         calibrated = ScoredItems(probabilities: probabilities, labels: labels, classes: k)
         decisions = (0..<labels.count).map { i in
             classifier.decision(Array(probabilities[i * k..<(i + 1) * k]), text: texts[i], similarity: similarities?[i])
@@ -128,6 +165,56 @@ public struct Evaluation: Sendable {
             return ClassOutcome(riskClass: c, predicted: predicted.count, accepted: accepted.count,
                                 errors: accepted.filter { !correct($0) }.count)
         }
+    }
+
+    /// In-scope coverage and out-of-scope recall (nil when the task declares no out-of-scope label).
+    public var scopeOutcome: ScopeOutcome? {
+        guard let oos = spec.outOfScopeIndex else { return nil }
+        let accepted = decisions.map { $0.route == .accept }, labels = calibrated.labels
+        return ScopeOutcome(
+            inScopeItems: labels.count { $0 != oos }, inScopeAccepted: labels.indices.count { labels[$0] != oos && accepted[$0] },
+            outOfScopeItems: labels.count { $0 == oos }, outOfScopeAccepted: labels.indices.count { labels[$0] == oos && accepted[$0] })
+    }
+
+    /// The trade-off between in-scope coverage and out-of-scope recall as one threshold on the top probability moves
+    /// from 0 to 1 in steps of 0.01 (out-of-scope predictions never accepted, the adapter's scope floor kept; nil when
+    /// the task declares no out-of-scope label).
+    public var tradeOff: [TradeOffPoint]? {
+        guard let oos = spec.outOfScopeIndex else { return nil }
+        let floor = adapter.scope?.floor
+        let tops = calibrated.labels.indices.map { calibrated.top($0) }
+        let inScope = calibrated.labels.count { $0 != oos }, outOfScope = calibrated.labels.count - inScope
+        return (0...100).map { step in
+            let t = Double(step) / 100
+            var inAccepted = 0, outAccepted = 0, errors = 0
+            for (i, top) in tops.enumerated() where top.label != oos && top.confidence >= t {
+                if let floor, let s = similarities?[i], s < floor { continue }
+                if calibrated.labels[i] == oos { outAccepted += 1 } else { inAccepted += 1 }
+                if top.label != calibrated.labels[i] { errors += 1 }
+            }
+            let accepted = inAccepted + outAccepted
+            return TradeOffPoint(
+                threshold: t, inScopeCoverage: inScope > 0 ? Double(inAccepted) / Double(inScope) : 0,
+                outOfScopeRecall: outOfScope > 0 ? 1 - Double(outAccepted) / Double(outOfScope) : 1,
+                acceptedError: accepted > 0 ? Double(errors) / Double(accepted) : 0)
+        }
+    }
+
+    /// Figures per group, in order of first appearance (empty without groups).
+    public var groupOutcomes: [GroupOutcome] {
+        guard let groups else { return [] }
+        let oos = spec.outOfScopeIndex
+        var order: [String] = [], rows: [String: GroupOutcome] = [:]
+        for (i, name) in groups.enumerated() {
+            if rows[name] == nil { order.append(name); rows[name] = GroupOutcome(name: name, items: 0, accepted: 0, errors: 0, outOfScopeItems: 0, outOfScopeAccepted: 0) }
+            let accepted = decisions[i].route == .accept, isOut = calibrated.labels[i] == oos
+            rows[name]!.items += 1
+            if accepted { rows[name]!.accepted += 1 }
+            if accepted && !correct(i) { rows[name]!.errors += 1 }
+            if isOut { rows[name]!.outOfScopeItems += 1 }
+            if isOut && accepted { rows[name]!.outOfScopeAccepted += 1 }
+        }
+        return order.map { rows[$0]! }
     }
 
     /// Per high-risk class: the model's and the policy's misses.

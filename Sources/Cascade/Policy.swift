@@ -116,6 +116,10 @@ public struct Policy: Sendable {
         if kind == .zeroShot {
             return outcome(.review, .zeroShot, "zero-shot adapter: no labelled data has certified any threshold yet")
         }
+        if label == spec.outOfScopeIndex {
+            return outcome(rejectRoute(c), .outOfScope, String(
+                format: "predicted %@ (probability %.3f): none of the task's labels applies", spec.labels[label].name, confidence))
+        }
         if let similarity, let floor = scopeFloor, similarity < floor {
             return outcome(spec.tiers.large == nil ? .review : .escalate, .outOfScope,
                            String(format: "similarity %.3f to the nearest label's training examples is below the scope floor %.3f", similarity, floor))

@@ -45,6 +45,8 @@ public enum Report {
             body += "<p class=warn>Never auto-accepted (fewer than \(spec.training.minLabelItems) calibration items): \(uncertified.map { escape(labels[$0]) }.joined(separator: ", ")).</p>\n"
         }
 
+        body += scopeHTML(e)
+
         body += "<h2>Accuracy and calibration</h2>\n"
         body += table(["", "before scaling", "after scaling (T = \(String(format: "%.3f", e.adapter.temperature)))"], [
             ["accuracy", pct(e.raw.accuracy), pct(e.calibrated.accuracy)],
@@ -156,6 +158,54 @@ public enum Report {
         let covered = 1 - e.rate(.escalate) - e.rate(.review)
         svg += "<line x1=\(x(covered)) y1=\(pad) x2=\(x(covered)) y2=\(height - pad) stroke=#ff7f0e stroke-dasharray=2 />"
         svg += legend([("accuracy", "#1f77b4"), ("1 − target error", "#2ca02c"), ("accepted share", "#ff7f0e")], x: pad + 8, y: height - pad - 52)
+        return xml(svg + "</svg>")
+    }
+
+    /// The out-of-scope section: in-scope coverage and out-of-scope recall, per group, the certificate's joint choice
+    /// of scope floor and thresholds, the trade-off curve, and the audit drift simulation (empty without an
+    /// out-of-scope label).
+    static func scopeHTML(_ e: Evaluation) -> String {
+        guard let s = e.scopeOutcome, let curve = e.tradeOff else { return "" }
+        var out = "<h2>Out of scope</h2>\n<p>An accepted out-of-scope input counts as an error: the error among accepted above includes them. In scope: <b>\(s.inScopeAccepted) of \(s.inScopeItems)</b> accepted (coverage <b>\(pct(s.inScopeCoverage))</b>). Out of scope: \(s.outOfScopeAccepted) of \(s.outOfScopeItems) accepted as some label (out-of-scope recall <b>\(String(format: "%.3f", s.outOfScopeRecall))</b>).</p>\n"
+        let groups = e.groupOutcomes
+        if !groups.isEmpty {
+            out += table(["group", "items", "accepted", "wrong among accepted", "out-of-scope items", "out-of-scope recall"], groups.map { g in
+                [g.name, "\(g.items)", "\(g.accepted) (\(pct(Double(g.accepted) / Double(max(g.items, 1)))))",
+                 g.accepted > 0 ? "\(g.errors) (\(pct(Double(g.errors) / Double(g.accepted))))" : "—", "\(g.outOfScopeItems)",
+                 g.outOfScopeItems > 0 ? String(format: "%.3f", 1 - Double(g.outOfScopeAccepted) / Double(g.outOfScopeItems)) : "—"]
+            })
+        }
+        if let c = e.adapter.outOfScope {
+            out += "<h3>How the scope floor was chosen</h3>\n<p>Calibration held \(c.inScopeItems) in-scope and \(c.outOfScopeItems) out-of-scope items (\(c.expectedShare.map { "subsampled to the configured expected share \(pct($0))" } ?? "the data's own share, \(pct(Double(c.outOfScopeItems) / Double(max(c.inScopeItems + c.outOfScopeItems, 1))))")). Each candidate floor was certified at δ = \(String(format: "%.4f", c.deltaPerCandidate)) (Bonferroni over \(c.candidates.count)), and the one accepting the most in-scope calibration items was kept.</p>\n"
+            out += table(["floor quantile", "similarity floor", "in-scope accepted", "out-of-scope accepted", "wrong", "in-scope coverage", "out-of-scope recall", ""],
+                         c.candidates.enumerated().map { i, k in
+                [String(format: "%.2f", k.quantile), String(format: "%.3f", k.floor), "\(k.inScopeAccepted)", "\(k.outOfScopeAccepted)", "\(k.errors)",
+                 pct(k.inScopeCoverage), String(format: "%.3f", k.outOfScopeRecall), i == c.chosen ? "chosen" : ""]
+            })
+        }
+        out += "<div class=charts>" + tradeOffSVG(curve, operating: s) + "</div>\n"
+        if let d = e.auditDrift {
+            let alerted = d.auditsToAlert.count { $0 != nil }
+            out += "<h3>Audits watching a drift</h3>\n<p>\(d.auditsToAlert.count) simulated runs drawing these items as traffic: the out-of-scope share steps from \(pct(d.before)) to \(pct(d.after)) after \(d.decisionsBefore) decisions; \(pct(d.share)) of accepted decisions are audited and each risk class is checked over its newest \(d.window) audits, alerting when the exact lower bound on the error exceeds the target. The items imply an error among accepted of \(pct(d.errorBefore)) before and \(pct(d.errorAfter)) after. Alerts before the change: \(d.falseAlarms) run(s). After it: \(alerted) of \(d.auditsToAlert.count) runs alerted within \(d.decisionsAfter) decisions, after a median of <b>\(d.quantile(0.5).map(String.init) ?? "—")</b> audits (90th percentile \(d.quantile(0.9).map(String.init) ?? "—")).</p>\n"
+        }
+        return out
+    }
+
+    /// Out-of-scope recall against in-scope coverage as one threshold moves, with the certified operating point.
+    static func tradeOffSVG(_ curve: [Evaluation.TradeOffPoint], operating: Evaluation.ScopeOutcome) -> String {
+        let size = 320.0, pad = 44.0
+        func x(_ v: Double) -> Double { pad + v * (size - 2 * pad) }
+        func y(_ v: Double) -> Double { size - pad - v * (size - 2 * pad) }
+        var svg = "<svg width=\(Int(size)) height=\(Int(size)) viewBox=\"0 0 \(Int(size)) \(Int(size))\" role=img aria-label=\"out-of-scope recall against in-scope coverage\">"
+        svg += "<text x=\(Int(size / 2)) y=18 text-anchor=middle font-size=13>Scope trade-off (threshold 0 → 1)</text>"
+        svg += axes(size: size, pad: pad, xLabel: "in-scope coverage", yLabel: "out-of-scope recall")
+        let points = curve.map { String(format: "%.1f,%.1f", x($0.inScopeCoverage), y($0.outOfScopeRecall)) }.joined(separator: " ")
+        svg += "<polyline points=\"\(points)\" fill=none stroke=#1f77b4 stroke-width=2 />"
+        for p in curve where Int((p.threshold * 100).rounded()) % 10 == 0 {
+            svg += "<circle cx=\(x(p.inScopeCoverage)) cy=\(y(p.outOfScopeRecall)) r=2.5 fill=#1f77b4><title>threshold \(String(format: "%.2f", p.threshold)): coverage \(pct(p.inScopeCoverage)), recall \(String(format: "%.3f", p.outOfScopeRecall)), error among accepted \(pct(p.acceptedError))</title></circle>"
+        }
+        svg += "<circle cx=\(x(operating.inScopeCoverage)) cy=\(y(operating.outOfScopeRecall)) r=5 fill=#ff7f0e><title>certified: coverage \(pct(operating.inScopeCoverage)), recall \(String(format: "%.3f", operating.outOfScopeRecall))</title></circle>"
+        svg += legend([("one threshold for all labels", "#1f77b4"), ("certified operating point", "#ff7f0e")], x: pad + 8, y: size - pad - 36)
         return xml(svg + "</svg>")
     }
 

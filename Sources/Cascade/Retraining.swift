@@ -24,11 +24,14 @@ public enum LabelSource: String, Codable, Sendable, CaseIterable {
     case checked
     /// A teacher: the larger tier's answer to a live escalation, or a `microscale distill` answer.
     case teacher
+    /// A reviewer's answer auditing an accepted decision chosen at random (`audit.share`): a person's label on live
+    /// traffic as it came, out-of-scope inputs included, so it trains, calibrates and compares.
+    case audited
 
     /// Whether a person gave (or checked) the label.
     public var isHuman: Bool { self != .teacher }
     /// Whether the label may calibrate and compare: a person's, not chosen for disagreeing with the small model.
-    public var calibrates: Bool { self == .seed || self == .reviewed }
+    public var calibrates: Bool { self == .seed || self == .reviewed || self == .audited }
 }
 
 /// One labelled text with its provenance.

@@ -30,6 +30,9 @@ public struct TaskSpec: Sendable {
     public var outOfScopeBelow: Double
     /// Share of in-scope calibration inputs the similarity check may flag as out of scope (0: no check).
     public var outOfScopeQuantile: Double
+    /// Out-of-scope inputs as data: a label for "none of these", learnt, answered and certified like the others
+    /// (nil: not declared). Its label is the last of `labels`, in a risk class of the same name that is never accepted.
+    public var outOfScope: OutOfScope?
     /// Labels whose predictions always go to review.
     public var alwaysReview: [String]
     /// Deterministic checks applied after the model.
@@ -46,11 +49,32 @@ public struct TaskSpec: Sendable {
     /// δ, the allowed probability that a guarantee fails.
     public var delta: Double { 1 - confidence }
 
+    /// Index of the out-of-scope label, when the task declares one.
+    public var outOfScopeIndex: Int? { outOfScope.flatMap { labelIndex($0.label) } }
+
     /// Index of each label name.
     public func labelIndex(_ name: String) -> Int? { labels.firstIndex { $0.name == name } }
 
     /// The index in `riskClasses` of each label's risk class, in label order.
     public var riskClassIndices: [Int] { labels.map { label in riskClasses.firstIndex { $0.name == label.risk }! } }
+}
+
+/// How a task treats inputs that none of its labels fits (the spec's `out_of_scope` mapping).
+///
+/// Rows of the training file with `label` are out-of-scope examples; reviewers and the larger tier may answer it.
+/// Certification counts an accepted out-of-scope input as an error, over calibration data in which out-of-scope items
+/// make up `expectedShare` (or their share in the data), and chooses the scope check's similarity floor together with
+/// the thresholds.
+public struct OutOfScope: Sendable, Equatable {
+    /// The label meaning "none of the task's labels" (default `out_of_scope`).
+    public var label: String
+    /// Expected share of out-of-scope inputs in traffic; calibration items are subsampled to it (nil: the data's share).
+    public var expectedShare: Double?
+    /// Where an input predicted out of scope goes (escalate, or review; escalate becomes review without a larger tier).
+    /// An out-of-scope answer of the larger tier stands under escalate and goes to a person under review.
+    public var route: Route
+    /// The similarity floors tried, as quantiles of the fitted in-scope items' similarity to their nearest label centroid.
+    public var floorQuantiles: [Double]
 }
 
 /// One label.
@@ -182,7 +206,7 @@ extension TaskSpec {
     static func parse(_ r: YAMLReader, folder: String) throws -> TaskSpec {
         try r.only([
             "name", "description", "backbone", "template", "max_input_tokens", "max_input_characters", "confidence",
-            "labels", "risk_classes", "out_of_scope_below", "out_of_scope_quantile", "always_review", "rules", "tiers", "adapter", "data", "training",
+            "labels", "risk_classes", "out_of_scope", "out_of_scope_below", "out_of_scope_quantile", "always_review", "rules", "tiers", "adapter", "data", "training",
         ])
         let name = try r.required("name").string()
         guard name.range(of: "^[A-Za-z0-9][A-Za-z0-9._-]*$", options: .regularExpression) != nil else {
@@ -219,6 +243,30 @@ extension TaskSpec {
             labels.append(label)
         }
         if labels.count < 2 { throw try r.required("labels").error("a classification task needs at least two labels") }
+
+        var outOfScope: OutOfScope?
+        if let o = r.child("out_of_scope") {
+            try o.only(["label", "description", "expected_share", "route", "floor_quantiles"])
+            let label = try o.child("label")?.string() ?? "out_of_scope"
+            if labels.contains(where: { $0.name == label }) {
+                throw o.error("'\(label)' is also under labels: declare the out-of-scope label under out_of_scope only")
+            }
+            if riskClasses.contains(where: { $0.name == label }) {
+                throw o.error("'\(label)' is also a risk class name; the out-of-scope label gets a risk class of its own name")
+            }
+            let route = try o.child("route")?.enumeration(Route.self) ?? .escalate
+            if route == .accept { throw try o.required("route").error("an out-of-scope prediction cannot be accepted: use escalate or review") }
+            let quantiles = try o.child("floor_quantiles")?.items().map { try $0.double(in: 0...0.5) } ?? [0, 0.01, 0.02, 0.05, 0.1]
+            if quantiles.isEmpty || quantiles.count > 10 { throw try o.required("floor_quantiles").error("give 1 to 10 quantiles") }
+            outOfScope = OutOfScope(
+                label: label, expectedShare: try o.child("expected_share")?.double(in: 0.001...0.9), route: route,
+                floorQuantiles: Array(Set(quantiles)).sorted())
+            // Never accepted, so its target only labels reports: the strictest of the task's.
+            riskClasses.append(RiskClass(name: label, targetError: riskClasses.map(\.targetError).min()!, onReject: route, missTarget: nil, maxMass: 1))
+            labels.append(LabelSpec(
+                name: label, risk: label,
+                description: try o.child("description")?.string() ?? "None of the other labels applies: the message is outside this task."))
+        }
 
         let alwaysReview = try r.child("always_review")?.strings() ?? []
         for label in alwaysReview where !labels.contains(where: { $0.name == label }) {
@@ -266,6 +314,7 @@ extension TaskSpec {
             riskClasses: riskClasses,
             outOfScopeBelow: try r.child("out_of_scope_below")?.double(in: 0...1) ?? 0,
             outOfScopeQuantile: try r.child("out_of_scope_quantile")?.double(in: 0...0.5) ?? 0.01,
+            outOfScope: outOfScope,
             alwaysReview: alwaysReview,
             rules: rules,
             tiers: tiers,

@@ -14,13 +14,16 @@ public struct LabelledData: Sendable {
     public var labels: [Int]
     /// Rows left out because their label is not one of the task's (with `skipUnknownLabels`): rows per label.
     public var skipped: [String: Int] = [:]
+    /// Each kept row's value in the group column, when one was named.
+    public var groups: [String]?
 
     /// Reads `path`; every text must be non-empty and within the size limit, and every label one of the spec's: a row
     /// with another label is refused, or, with `skipUnknownLabels`, left out and counted in `skipped`.
-    public static func load(_ path: String, spec: TaskSpec, skipUnknownLabels: Bool = false) throws -> LabelledData {
+    /// With `groupColumn`, each kept row's value there is kept in `groups` (the column must exist).
+    public static func load(_ path: String, spec: TaskSpec, skipUnknownLabels: Bool = false, groupColumn: String? = nil) throws -> LabelledData {
         let table: CSVTable
         do { table = try CSVTable(path: path) } catch { throw DataError(file: path, message: "\(error)") }
-        for column in [spec.textColumn, spec.labelColumn] where !table.header.contains(column) {
+        for column in [spec.textColumn, spec.labelColumn] + (groupColumn.map { [$0] } ?? []) where !table.header.contains(column) {
             throw DataError(file: path, message: "no column '\(column)' (the file has: \(table.header.joined(separator: ", "))); set data.text_column / data.label_column in \(spec.file)")
         }
         let names = try table.column(spec.labelColumn)
@@ -36,7 +39,8 @@ public struct LabelledData: Sendable {
             throw DataError(file: path, message: "labels that are not the task's: \(list.joined(separator: ", ")); fix the rows, add the labels to \(spec.file), or pass --skip-unknown-labels to leave those rows out")
         }
         let texts = try table.column(spec.textColumn)
-        var kept = [String](), labels = [Int]()
+        let groupValues = try groupColumn.map { try table.column($0) }
+        var kept = [String](), labels = [Int](), groups = [String]()
         for (row, name) in names.enumerated() {
             guard let label = spec.labelIndex(name) else { continue }
             let text = texts[row]
@@ -45,12 +49,14 @@ public struct LabelledData: Sendable {
             }
             kept.append(text)
             labels.append(label)
+            if let groupValues { groups.append(groupValues[row]) }
         }
         if labels.isEmpty {
             throw DataError(file: path, message: unknown.isEmpty ? "no rows" : "no rows with one of the task's labels")
         }
         return LabelledData(file: path, digest: try Digest.of(file: path), texts: kept, labels: labels,
-                            skipped: Dictionary(uniqueKeysWithValues: unknown.map { ($0.label, $0.rows.count) }))
+                            skipped: Dictionary(uniqueKeysWithValues: unknown.map { ($0.label, $0.rows.count) }),
+                            groups: groupColumn == nil ? nil : groups)
     }
 
     /// The rows left out, in words (nil when none were): "left out 3 rows with labels that are not the task's: 'x' (2), 'y' (1)".
@@ -83,7 +89,15 @@ public enum Certifier {
     /// the bound, whatever their confidence: an upper bound on the misses for every threshold chosen after it, so
     /// choosing the thresholds second keeps the first guarantee. Labels with too few calibration items are left out
     /// of every search: they are never accepted.
-    public static func certify(_ items: ScoredItems, spec: TaskSpec, labelItems: [Int]) -> (thresholds: [Adapter.ClassThreshold], massBounds: [Adapter.MassBound]) {
+    ///
+    /// With an out-of-scope label (``TaskSpec/outOfScope``), its predictions are never accepted and an out-of-scope
+    /// item accepted as another label counts as an error like any wrong label. `acceptable[i]` false (the item fails
+    /// the scope check) keeps item `i` out of every accepted set. `delta` defaults to the spec's; the joint search over
+    /// scope floors passes its Bonferroni share.
+    public static func certify(
+        _ items: ScoredItems, spec: TaskSpec, labelItems: [Int], acceptable: [Bool]? = nil, delta: Double? = nil
+    ) -> (thresholds: [Adapter.ClassThreshold], massBounds: [Adapter.MassBound]) {
+        let delta = delta ?? spec.delta
         let k = spec.labels.count
         let classOf = spec.riskClassIndices
         let highRisk = Set(spec.riskClasses.indices.filter { spec.riskClasses[$0].isHighRisk })
@@ -99,10 +113,10 @@ public enum Certifier {
             let masses = members.map { mass($0, c) }
             let lowRiskPrediction = members.map { !highRisk.contains(classOf[items.top($0).label]) }
             let grid = massGrid.filter { $0 <= riskClass.maxMass }
-            let found = RiskControl.largestBound(grid: grid, trials: members.count, target: target, delta: spec.delta) { bound in
+            let found = RiskControl.largestBound(grid: grid, trials: members.count, target: target, delta: delta) { bound in
                 zip(masses, lowRiskPrediction).filter { $0.1 && $0.0 < bound }.count
             }
-            let needed = Binomial.minimumTrials(target: target, delta: spec.delta)
+            let needed = Binomial.minimumTrials(target: target, delta: delta)
             boundClasses.append(c)
             bounds.append(Adapter.MassBound(
                 riskClass: riskClass.name, bound: found?.bound ?? 0, missTarget: target, items: members.count,
@@ -113,20 +127,96 @@ public enum Certifier {
         }
 
         var thresholds = [Adapter.ClassThreshold]()
+        let outOfScopeClass = spec.outOfScopeIndex.map { classOf[$0] }
         for (c, riskClass) in spec.riskClasses.enumerated() {
+            if c == outOfScopeClass {
+                thresholds.append(Adapter.ClassThreshold(riskClass: riskClass.name, certificate: .none(
+                    target: riskClass.targetError, delta: delta, reason: "out-of-scope predictions are never accepted")))
+                continue
+            }
             var scores = [Double](), errors = [Bool]()
             for i in 0..<items.count {
                 let (label, confidence) = items.top(i)
-                guard classOf[label] == c, labelItems[label] >= spec.training.minLabelItems else { continue }
+                guard classOf[label] == c, labelItems[label] >= spec.training.minLabelItems, acceptable?[i] ?? true else { continue }
                 if !highRisk.contains(c), zip(bounds, boundClasses).contains(where: { mass(i, $1) >= $0.bound }) { continue }
                 scores.append(confidence)
                 errors.append(label != items.labels[i])
             }
             thresholds.append(Adapter.ClassThreshold(
                 riskClass: riskClass.name,
-                certificate: RiskControl.threshold(scores: scores, errors: errors, target: riskClass.targetError, delta: spec.delta)))
+                certificate: RiskControl.threshold(scores: scores, errors: errors, target: riskClass.targetError, delta: delta)))
         }
         return (thresholds, bounds)
+    }
+
+    /// Unit-length mean of the unit-length rows of each of `classes` labels (`classes × columns`, row-major); a label
+    /// without rows gets a zero centroid.
+    static func centroids(_ x: FeatureMatrix, labels: [Int], classes: Int) -> [Float] {
+        let d = x.columns, unit = x.unitRows()
+        var sums = [Float](repeating: 0, count: classes * d)
+        for (row, label) in labels.enumerated() {
+            for (p, v) in unit.row(row).enumerated() { sums[label * d + p] += v }
+        }
+        return FeatureMatrix(rows: classes, columns: d, values: sums).unitRows().values
+    }
+
+    /// `indices` subsampled (seeded) so the out-of-scope ones make up `share` of them: the over-represented group is cut,
+    /// the other kept whole. Unchanged when either group is empty.
+    public static func matchShare(_ indices: [Int], isOutOfScope: (Int) -> Bool, share: Double, seed: UInt64) -> [Int] {
+        var outside = indices.filter(isOutOfScope), inside = indices.filter { !isOutOfScope($0) }
+        guard !outside.isEmpty, !inside.isEmpty else { return indices }
+        var generator = SeededGenerator(seed: seed &+ 0x6f6f73)
+        if Double(outside.count) / Double(indices.count) > share {
+            outside.shuffle(using: &generator)
+            outside = Array(outside.prefix(max(1, Int((share / (1 - share) * Double(inside.count)).rounded()))))
+        } else {
+            inside.shuffle(using: &generator)
+            inside = Array(inside.prefix(max(1, Int(((1 - share) / share * Double(outside.count)).rounded()))))
+        }
+        return (outside + inside).sorted()
+    }
+
+    /// Chooses the scope check's similarity floor together with the thresholds (Learn-then-Test over a grid).
+    ///
+    /// The candidate floors are quantiles (``OutOfScope/floorQuantiles``) of the fitted in-scope items'
+    /// `fitSimilarities`, fixed before any calibration label is read. Each candidate is certified with δ / (number of
+    /// candidates) (Bonferroni), so every certificate in the family holds at once with confidence 1 − δ and picking
+    /// the one that accepts the most in-scope calibration items keeps the guarantee. An out-of-scope item accepted as
+    /// any label is an error. `similarities` are the calibration items' (those of `items`).
+    public static func jointScope(
+        _ items: ScoredItems, spec: TaskSpec, labelItems: [Int], outOfScope: OutOfScope, outOfScopeIndex: Int,
+        fitSimilarities: [Double], similarities: [Double]
+    ) -> (certificate: Adapter.OutOfScopeCertificate, thresholds: [Adapter.ClassThreshold], massBounds: [Adapter.MassBound]) {
+        let k = spec.labels.count, sorted = fitSimilarities.sorted()
+        let delta = spec.delta / Double(outOfScope.floorQuantiles.count)
+        let inScopeItems = items.labels.count { $0 != outOfScopeIndex }, outOfScopeItems = items.count - inScopeItems
+        var candidates: [Adapter.ScopeCandidate] = [], certified: [([Adapter.ClassThreshold], [Adapter.MassBound])] = []
+        for q in outOfScope.floorQuantiles {
+            // Quantile 0 is no floor: cosine similarity is never below −1.
+            let floor = q == 0 || sorted.isEmpty ? -1 : sorted[min(sorted.count - 1, Int(q * Double(sorted.count)))]
+            let acceptable = similarities.map { $0 >= floor }
+            let (thresholds, bounds) = certify(items, spec: spec, labelItems: labelItems, acceptable: acceptable, delta: delta)
+            let policy = Policy(spec: spec, kind: .trained, thresholds: thresholds, massBounds: bounds,
+                                labelCalibrationItems: labelItems, scopeFloor: floor)
+            var inAccepted = 0, outAccepted = 0, errors = 0
+            for i in 0..<items.count {
+                let outcome = policy.modelRoute(Array(items.probabilities[i * k..<(i + 1) * k]), similarity: similarities[i])
+                guard outcome.route == .accept else { continue }
+                if items.labels[i] == outOfScopeIndex { outAccepted += 1 } else { inAccepted += 1 }
+                if outcome.label != items.labels[i] { errors += 1 }
+            }
+            candidates.append(Adapter.ScopeCandidate(
+                quantile: q, floor: floor, inScopeAccepted: inAccepted, outOfScopeAccepted: outAccepted, errors: errors,
+                inScopeCoverage: inScopeItems > 0 ? Double(inAccepted) / Double(inScopeItems) : 0,
+                outOfScopeRecall: outOfScopeItems > 0 ? 1 - Double(outAccepted) / Double(outOfScopeItems) : 1))
+            certified.append((thresholds, bounds))
+        }
+        // The most in-scope items accepted; on a tie the lower floor (fewer in-scope inputs turned away unseen).
+        let chosen = candidates.indices.max { (candidates[$0].inScopeAccepted, $1) < (candidates[$1].inScopeAccepted, $0) }!
+        return (Adapter.OutOfScopeCertificate(
+            label: outOfScope.label, inScopeItems: inScopeItems, outOfScopeItems: outOfScopeItems,
+            expectedShare: outOfScope.expectedShare, deltaPerCandidate: delta, candidates: candidates, chosen: chosen),
+            certified[chosen].0, certified[chosen].1)
     }
 
     /// What calibrating a head on held-out items gives.
@@ -211,7 +301,10 @@ public struct Trainer {
     public func train(features: FeatureMatrix, texts: [String], labels: [Int], dataDigest: String, dataFile: String? = nil,
                       split: (fit: [Int], calibration: [Int])? = nil) throws -> Outcome {
         let k = spec.labels.count
-        let (fit, calibration) = split ?? Splits.stratified(labels, fraction: spec.training.calibrationFraction, seed: spec.training.seed)
+        var (fit, calibration) = split ?? Splits.stratified(labels, fraction: spec.training.calibrationFraction, seed: spec.training.seed)
+        if let oos = spec.outOfScopeIndex, let share = spec.outOfScope?.expectedShare {
+            calibration = Certifier.matchShare(calibration, isOutOfScope: { labels[$0] == oos }, share: share, seed: spec.training.seed)
+        }
         precondition(Set(fit).isDisjoint(with: calibration), "fit and calibration items overlap")
         guard Set(fit.map { labels[$0] }).count >= 2 else {
             throw DataError(file: spec.file, message: "training needs examples of at least two labels")
@@ -242,15 +335,27 @@ public struct Trainer {
                    before.negativeLogLikelihood, after.negativeLogLikelihood,
                    before.expectedCalibrationError(), after.expectedCalibrationError()))
 
-        // Scope: label centroids from the fitted items; the floor is a low quantile of calibration similarities.
+        // Scope: label centroids from the fitted items; the floor is a low quantile of calibration similarities, or,
+        // with out-of-scope data, chosen together with the thresholds.
         var scope: Adapter.Scope?
-        if spec.outOfScopeQuantile > 0 && !calibration.isEmpty {
-            let d = features.columns, unit = fitX.unitRows()
-            var sums = [Float](repeating: 0, count: k * d)
-            for (row, label) in fitY.enumerated() {
-                for (p, v) in unit.row(row).enumerated() { sums[label * d + p] += v }
-            }
-            let centroids = FeatureMatrix(rows: k, columns: d, values: sums).unitRows().values
+        var thresholds = calibrated.thresholds, massBounds = calibrated.massBounds
+        var scopeCertificate: Adapter.OutOfScopeCertificate?
+        if let oos = spec.outOfScope, let oosIndex = spec.outOfScopeIndex, !calibration.isEmpty {
+            let inScopeFit = fit.indices.filter { fitY[$0] != oosIndex }
+            let centroids = Certifier.centroids(fitX.subset(inScopeFit), labels: inScopeFit.map { fitY[$0] }, classes: oosIndex)
+            let (joint, jointThresholds, jointBounds) = Certifier.jointScope(
+                after, spec: spec, labelItems: calibrated.labelItems, outOfScope: oos, outOfScopeIndex: oosIndex,
+                fitSimilarities: Classifier.similarities(fitX.subset(inScopeFit), centroids: centroids, labels: oosIndex),
+                similarities: Classifier.similarities(features.subset(calibration), centroids: centroids, labels: oosIndex))
+            let chosen = joint.candidates[joint.chosen]
+            scope = Adapter.Scope(centroids: centroids, floor: chosen.floor, quantile: chosen.quantile)
+            (thresholds, massBounds) = (jointThresholds, jointBounds)
+            scopeCertificate = joint
+            log(String(format: "out of scope: %d in-scope and %d out-of-scope calibration items; floor at the %.2f quantile chosen of %d (δ = %.4f each): in-scope coverage %.3f, out-of-scope recall %.3f",
+                       joint.inScopeItems, joint.outOfScopeItems, chosen.quantile, joint.candidates.count, joint.deltaPerCandidate,
+                       chosen.inScopeCoverage, chosen.outOfScopeRecall))
+        } else if spec.outOfScopeQuantile > 0 && !calibration.isEmpty {
+            let centroids = Certifier.centroids(fitX, labels: fitY, classes: k)
             let similarities = Classifier.similarities(features.subset(calibration), centroids: centroids, labels: k).sorted()
             let floor = similarities[min(similarities.count - 1, Int(spec.outOfScopeQuantile * Double(similarities.count)))]
             scope = Adapter.Scope(centroids: centroids, floor: floor, quantile: spec.outOfScopeQuantile)
@@ -266,8 +371,8 @@ public struct Trainer {
                 items: calibration.count, fitItems: fit.count, accuracy: after.accuracy,
                 nllBefore: before.negativeLogLikelihood, nllAfter: after.negativeLogLikelihood,
                 eceBefore: before.expectedCalibrationError(), eceAfter: after.expectedCalibrationError()),
-            thresholds: calibrated.thresholds, massBounds: calibrated.massBounds,
-            labelCalibrationItems: calibrated.labelItems, scope: scope,
+            thresholds: thresholds, massBounds: massBounds,
+            labelCalibrationItems: calibrated.labelItems, scope: scope, outOfScope: scopeCertificate,
             dataFile: dataFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
             trainingTexts: Adapter.fingerprints(texts))
         return Outcome(adapter: adapter, fitIndices: fit, calibrationIndices: calibration)

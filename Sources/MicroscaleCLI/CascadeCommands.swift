@@ -162,23 +162,71 @@ struct Eval: ParsableCommand {
     @Option(help: "Single requests to time for latency.")
     var latencySamples = 300
 
+    @Option(help: "A column of the file whose values group the items (e.g. the kind of out-of-scope input): figures per group.")
+    var groupColumn: String?
+
+    @Option(help: "Simulate a drift watched by audits: the out-of-scope share of traffic before and after the change, e.g. 0.05,0.30 (the task needs an out-of-scope label, the file items of both kinds).")
+    var auditDrift: String?
+
+    @Option(help: "Share of accepted decisions audited in the drift simulation.")
+    var auditShare = 0.1
+
+    @Option(help: "Audits per risk class the simulated alert is computed over (the service's audit.window).")
+    var auditWindow = 300
+
+    @Option(help: "Decisions before and after the simulated change.")
+    var auditDecisions = "20000,20000"
+
+    @Option(help: "Runs of the drift simulation.")
+    var auditRuns = 200
+
     @Option(name: [.customShort("t"), .long], help: "Threads.")
     var threads = 2
 
     func run() throws {
         let spec = try TaskSpec.load(task)
+        let drift = try auditDrift.map { try pair($0, name: "--audit-drift", as: Double.self) }
+        let decisions = try pair(auditDecisions, name: "--audit-decisions", as: Int.self)
+        if drift != nil {
+            guard spec.outOfScope != nil else { throw ValidationError("--audit-drift needs a task with an out_of_scope label; \(task) declares none") }
+            for (share, name) in [(drift!.0, "before"), (drift!.1, "after")] where !(0...1).contains(share) {
+                throw ValidationError("--audit-drift: the out-of-scope share \(name) the change must be in [0, 1], not \(share)")
+            }
+            guard auditShare > 0 && auditShare <= 1 else { throw ValidationError("--audit-share must be in (0, 1], not \(auditShare)") }
+            guard auditWindow >= 10 else { throw ValidationError("--audit-window must be at least 10, not \(auditWindow)") }
+            guard decisions.0 >= 0 && decisions.1 > 0 && auditRuns > 0 else { throw ValidationError("--audit-decisions and --audit-runs must be positive") }
+        }
         let classifier = try Classifier(spec: spec, adapterPath: adapter, threads: threads)
-        let labelled = try LabelledData.load(data, spec: spec, skipUnknownLabels: skipUnknownLabels)
+        let labelled = try LabelledData.load(data, spec: spec, skipUnknownLabels: skipUnknownLabels, groupColumn: groupColumn)
         if let skipped = labelled.skippedSummary { print(skipped) }
         let bar = ProgressBar("features")
         let features = try classifier.extractor.features(labelled.texts) { bar.update($0, $1) }
         var evaluation = Evaluation(classifier: classifier, features: features, labels: labelled.labels, texts: labelled.texts, source: data)
+        evaluation.groups = labelled.groups
         evaluation.checkTrainingOverlap(dataDigest: labelled.digest, texts: labelled.texts)
+        if let (before, after) = drift {
+            let oos = spec.outOfScopeIndex!
+            guard labelled.labels.contains(oos), labelled.labels.contains(where: { $0 != oos }) else {
+                throw ValidationError("--audit-drift needs items of both kinds in \(data): in-scope ones and ones labelled \(spec.labels[oos].name)")
+            }
+            evaluation.auditDrift = AuditDriftSimulation(
+                evaluation, before: before, after: after, share: auditShare, window: auditWindow,
+                decisionsBefore: decisions.0, decisionsAfter: decisions.1, runs: auditRuns, seed: spec.training.seed)
+        }
         for warning in evaluation.warnings { FileHandle.standardError.write(Data("WARNING: \(warning)\n".utf8)) }
         try evaluation.measureLatency(classifier, texts: labelled.texts, samples: latencySamples)
         try Summary.print(evaluation)
         try Summary.write(evaluation, to: report)
     }
+}
+
+/// Two comma-separated values of an option ("0.05,0.30").
+func pair<T: LosslessStringConvertible>(_ text: String, name: String, as: T.Type) throws -> (T, T) {
+    let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+    guard parts.count == 2, let a = T(parts[0]), let b = T(parts[1]) else {
+        throw ValidationError("\(name) takes two comma-separated \(T.self == Int.self ? "integers" : "numbers"), e.g. \(T.self == Int.self ? "20000,20000" : "0.05,0.30"); got '\(text)'")
+    }
+    return (a, b)
 }
 
 /// `microscale trial --task SPEC --data FILE`: the whole loop on one labelled file.
@@ -269,6 +317,13 @@ enum Summary {
         Swift.print("\(e.decisions.count) \(e.warnings.isEmpty ? "held-out" : "evaluated (NOT held-out)") items: accepted \(e.count(.accept)) (\(pct(e.rate(.accept)))), escalated \(e.count(.escalate)) (\(pct(e.rate(.escalate)))), reviewed \(e.count(.review)) (\(pct(e.rate(.review))))")
         Swift.print("accuracy \(pct(e.calibrated.accuracy)), macro-F1 \(String(format: "%.4f", e.calibrated.macroF1)), ECE \(String(format: "%.4f", e.raw.expectedCalibrationError())) → \(String(format: "%.4f", e.calibrated.expectedCalibrationError())) after temperature scaling (T=\(String(format: "%.3f", e.adapter.temperature))), NLL \(String(format: "%.4f", e.calibrated.negativeLogLikelihood))")
         Swift.print("error among accepted \(pct(e.acceptedError))")
+        if let s = e.scopeOutcome {
+            Swift.print("in scope: \(s.inScopeAccepted) of \(s.inScopeItems) accepted (coverage \(pct(s.inScopeCoverage))); out of scope: \(s.outOfScopeAccepted) of \(s.outOfScopeItems) accepted as some label (out-of-scope recall \(String(format: "%.3f", s.outOfScopeRecall)))")
+        }
+        for g in e.groupOutcomes {
+            Swift.print("  group \(g.name): \(g.items) items, accepted \(g.accepted) (\(pct(Double(g.accepted) / Double(max(g.items, 1))))), wrong among accepted \(g.errors)"
+                        + (g.outOfScopeItems > 0 ? "; out of scope \(g.outOfScopeItems), recall \(String(format: "%.3f", 1 - Double(g.outOfScopeAccepted) / Double(g.outOfScopeItems)))" : ""))
+        }
         for o in e.classOutcomes {
             Swift.print("  \(o.riskClass.name): target \(pct(o.riskClass.targetError)), accepted \(o.accepted) of \(o.predicted) predicted (\(pct(o.coverage))), realised error \(o.accepted > 0 ? pct(o.realisedError) : "—")")
         }
@@ -293,6 +348,12 @@ enum Summary {
             for p in s.sizes {
                 Swift.print("  at a \(pct(p.target)) target with \(p.size) calibration items: coverage \(pct(p.coverages.reduce(0, +) / Double(p.coverages.count))) (mean of \(p.coverages.count))")
             }
+        }
+        if let d = e.auditDrift {
+            let alerted = d.auditsToAlert.count { $0 != nil }
+            Swift.print("audit drift simulation (\(d.auditsToAlert.count) runs): out-of-scope share \(pct(d.before)) → \(pct(d.after)) after \(d.decisionsBefore) decisions; \(pct(d.share)) of accepted audited, window \(d.window)")
+            Swift.print("  error among accepted implied by these items: \(pct(d.errorBefore)) before, \(pct(d.errorAfter)) after; \(String(format: "%.0f", d.auditsBefore)) audits before the change per run, \(d.falseAlarms) run(s) alerted before it")
+            Swift.print("  alert within \(d.decisionsAfter) decisions after the change in \(alerted) of \(d.auditsToAlert.count) runs; audits after the change until the alert: median \(d.quantile(0.5).map(String.init) ?? "—"), 90th percentile \(d.quantile(0.9).map(String.init) ?? "—"), max \(d.quantile(1).map(String.init) ?? "—")")
         }
         // Said again at the end, where the figures stop: they are easy to quote without the lines above.
         if !e.warnings.isEmpty { Swift.print("WARNING: the figures above are not held-out (see the warning at the top)") }

@@ -51,8 +51,10 @@ struct DriftCommand: AsyncParsableCommand {
             Every decision counts under its final route (accepted, escalated, review: they add up to 100%); \
             escalations the larger tier did not answer ended in review and are shown again as "esc.failed", a part of \
             the review share. Alerts wait until the current window has drift.min_samples decisions (default 30; for \
-            the correction rate, that many resolved reviews); until then the output says which are withheld. The \
-            service's API keys are not needed.
+            the correction rate, that many resolved reviews); until then the output says which are withheld. \
+            Audits (audit.share of accepted decisions, reviewed at random): per risk class the realised error over the \
+            newest audit.window audits with exact Clopper-Pearson bounds; "within" when the upper bound is at or under \
+            the target, "breached" (an alert) when the lower bound is above it. The service's API keys are not needed.
             """)
 
     @Option(help: "The service configuration (YAML): its store, tasks and drift settings.")
@@ -74,6 +76,12 @@ struct DriftCommand: AsyncParsableCommand {
         var settings = try ServiceConfig.load(config, requireSecrets: false)
         if let window { settings.drift.window = window }
         let served = try settings.tasks.map { try YAMLReader.load($0.path).required("name").string() }
+        // Classification specs, for the audits' risk classes (an extraction task names a schema).
+        var specs: [String: TaskSpec] = [:]
+        for entry in settings.tasks where try YAMLReader.load(entry.path).child("schema") == nil {
+            let spec = try TaskSpec.load(entry.path)
+            specs[spec.name] = spec
+        }
         if let task, !served.contains(task) {
             throw ValidationError("no task '\(task)' in \(config); its tasks: \(served.joined(separator: ", "))")
         }
@@ -88,7 +96,7 @@ struct DriftCommand: AsyncParsableCommand {
         let store = try await openStore(url: settings.store)
         var alerts = 0
         for name in names {
-            let report = try await DriftReport.measure(task: name, store: store, drift: settings.drift)
+            let report = try await DriftReport.measure(task: name, store: store, drift: settings.drift, spec: specs[name], audit: settings.audit)
             alerts += report.alerts.count
             if json {
                 let encoder = JSONEncoder()
@@ -110,6 +118,16 @@ struct DriftCommand: AsyncParsableCommand {
                       + pct(w.acceptRate) + "     " + pct(w.escalationRate) + "  " + pct(w.reviewRate) + "      (" + pct(w.escalationFailureRate) + ")   "
                       + pct(w.correctionRate) + " (\(w.resolved))".padding(toLength: 15, withPad: " ", startingAt: 0) + "  "
                       + num(w.meanConfidence) + "     " + pct(w.lowConfidenceShare) + "  " + bars(w.confidenceHistogram))
+            }
+            if !report.audit.isEmpty {
+                print("audits of accepted decisions (newest \(settings.audit.window) per risk class; share \(settings.audit.share)):")
+                print("risk class        audited  wrong (out of scope)  realised error  bounds at confidence      target  state")
+                for a in report.audit {
+                    print(a.riskClass.padding(toLength: 16, withPad: " ", startingAt: 0) + " " + String(format: "%8d  %5d (%d)", a.audited, a.wrong, a.outOfScope)
+                          .padding(toLength: 29, withPad: " ", startingAt: 0) + "  " + pct(a.realisedError) + "         "
+                          + String(format: "%5.2f%%–%5.2f%% at %.0f%%", a.lowerBound * 100, a.upperBound * 100, a.confidence * 100) + "   "
+                          + pct(a.target) + "  " + a.state.rawValue)
+                }
             }
             for alert in report.alerts { print("ALERT \(alert.message)") }
             for w in report.withheld { print(w.message) }

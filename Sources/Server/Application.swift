@@ -8,7 +8,8 @@ import Logging
 public func makeApplication(service: CascadeService, logger: Logger) -> some ApplicationProtocol {
     _ = Telemetry.registry
     let config = service.config
-    let drift = DriftMonitor(tasks: service.taskNames, store: service.store, drift: config.drift, logger: logger)
+    let drift = DriftMonitor(tasks: service.taskNames, store: service.store, drift: config.drift, logger: logger,
+                             specs: service.classificationSpecs, audit: config.audit)
     return Application(
         router: makeRouter(service: service, logger: logger),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "microscale"),

@@ -221,7 +221,7 @@ public final class CascadeService: Sendable {
         response.latencyMs = response.latencyMs.rounded
         let storeStart = ContinuousClock.now
         do {
-            let review = ReviewItem(queueing: response, text: text) ?? teacherCheck(response, text: text)
+            let review = ReviewItem(queueing: response, text: text) ?? teacherCheck(response, text: text) ?? audit(response, text: text)
             try await store.record(try DecisionRecord(response, text: text, logging: config.inputLogging), review: review)
         } catch {
             logger.error("decision not stored", metadata: ["task": "\(task.name)", "error": "\(error)"])
@@ -280,6 +280,26 @@ public final class CascadeService: Sendable {
                           reason: sampled ? teacherSampleReason : teacherCheckReason,
                           detail: (sampled ? "teacher sample: the larger tier answered \(teacher); " : "teacher check: the larger tier answered \(teacher); ") + drafted,
                           createdAt: Date())
+    }
+
+    /// A review item auditing an accepted decision of the small model (`audit.share`), or nil. Chosen by a hash of the
+    /// decision id, so independently of the input and of both models: the reviewers' answers are an unbiased sample of
+    /// accepted decisions, which is what the realised error and its bounds need (``AuditStatus``).
+    private func audit(_ r: DecisionResponse, text: String) -> ReviewItem? {
+        let share = config.audit.share
+        guard share > 0, r.route == .accept, r.tier == .small, let label = r.label else { return nil }
+        let uniform = Double(UInt32(Digest.of("audit\u{0}" + r.id).prefix(8), radix: 16) ?? 0) / Double(UInt32.max)
+        guard uniform < share else { return nil }
+        Counter(label: "microscale_audits_queued_total", dimensions: [("task", r.task)]).increment()
+        return ReviewItem(decisionId: r.id, task: r.task, text: text, draftLabel: label, draftFieldsJSON: nil, confidence: r.confidence,
+                          reason: auditReason,
+                          detail: "audit: accepted as \(label) (confidence \(String(format: "%.3f", r.confidence ?? 0))); a random \(String(format: "%g", share * 100))% of accepted decisions is checked",
+                          createdAt: Date())
+    }
+
+    /// The task specs of the classification tasks served, by name (audits and their figures need the risk classes).
+    var classificationSpecs: [String: TaskSpec] {
+        tasks.compactMapValues { ($0 as? ServedClassification)?.spec }
     }
 
     // MARK: Review

@@ -80,22 +80,39 @@ public struct DriftReport: Codable, Sendable {
     public var alerts: [Alert]
     /// Configured alerts not checked yet because the window has too few decisions or resolved reviews.
     public var withheld: [Alert]
+    /// Per risk class, the audited error of accepted decisions over the newest `audit.window` audits (empty for an
+    /// extraction task, or with no spec at hand).
+    public var audit: [AuditStatus] = []
 
     enum CodingKeys: String, CodingKey {
-        case task, window, current, previous, alerts, withheld
+        case task, window, current, previous, alerts, withheld, audit
         case minSamples = "min_samples"
     }
 
     /// A crossed threshold.
     public struct Alert: Codable, Sendable, Equatable {
-        /// escalation_rate, review_rate, correction_rate or mean_confidence.
+        /// escalation_rate, escalation_failure_rate, review_rate, correction_rate, mean_confidence or audit_error.
         public var metric: String
         /// In words.
         public var message: String
+        /// The risk class an audit_error alert is about.
+        public var riskClass: String? = nil
+
+        enum CodingKeys: String, CodingKey {
+            case metric, message
+            case riskClass = "risk_class"
+        }
+
+        /// What identifies the alert while it lasts.
+        var key: String { metric + "/" + (riskClass ?? "") }
     }
 
-    /// Reads the newest 2 × `window` decisions and resolved reviews of `task` and compares the two halves.
-    public static func measure(task: String, store: any DecisionStore, drift: ServiceConfig.Drift) async throws -> DriftReport {
+    /// Reads the newest 2 × `window` decisions and resolved reviews of `task` and compares the two halves; with the
+    /// task's `spec`, the audits of accepted decisions per risk class too (an alert, `audit_error`, for each class whose
+    /// guarantee the audits show breached: ``AuditStatus``).
+    public static func measure(
+        task: String, store: any DecisionStore, drift: ServiceConfig.Drift, spec: TaskSpec? = nil, audit: ServiceConfig.Audit = .init()
+    ) async throws -> DriftReport {
         let window = drift.window
         let decisions = try await store.recentDecisions(task: task, limit: 2 * window)
         let resolved = try await store.recentResolved(task: task, limit: 2 * window)
@@ -137,9 +154,15 @@ public struct DriftReport: Codable, Sendable {
         } else {
             withhold("correction_rate", drift.correctionRate, have: now.resolved, of: "resolved reviews")
         }
+        var audits: [AuditStatus] = []
+        if let spec {
+            let rows = try await store.audits(task: task, limit: audit.window * spec.riskClasses.count)
+            audits = AuditStatus.of(rows.map { AuditStatus.Audit(accepted: $0.accepted, reviewer: $0.reviewer) }, spec: spec, window: audit.window)
+            for a in audits { if let message = a.alert { alerts.append(Alert(metric: "audit_error", message: message, riskClass: a.riskClass)) } }
+        }
         return DriftReport(task: task, window: window, minSamples: drift.minSamples, current: now,
                            previous: older.isEmpty ? nil : DriftWindow(decisions: older, resolved: olderResolved), alerts: alerts,
-                           withheld: withheld)
+                           withheld: withheld, audit: audits)
     }
 }
 
@@ -150,19 +173,22 @@ struct DriftMonitor: Service {
     let store: any DecisionStore
     let drift: ServiceConfig.Drift
     let logger: Logger
+    /// Specs of the classification tasks, for their audits.
+    var specs: [String: TaskSpec] = [:]
+    var audit = ServiceConfig.Audit()
 
     func run() async throws {
         var alerting: [String: Set<String>] = [:]
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             for task in tasks {
                 do {
-                    let report = try await DriftReport.measure(task: task, store: store, drift: drift)
+                    let report = try await DriftReport.measure(task: task, store: store, drift: drift, spec: specs[task], audit: audit)
                     publish(report)
                     // Warn when an alert starts, not on every recomputation while it lasts.
-                    for alert in report.alerts where !(alerting[task] ?? []).contains(alert.metric) {
+                    for alert in report.alerts where !(alerting[task] ?? []).contains(alert.key) {
                         logger.warning("drift alert", metadata: ["task": "\(task)", "metric": "\(alert.metric)", "alert": "\(alert.message)"])
                     }
-                    alerting[task] = Set(report.alerts.map(\.metric))
+                    alerting[task] = Set(report.alerts.map(\.key))
                 } catch {
                     logger.error("drift measurement failed", metadata: ["task": "\(task)", "error": "\(error)"])
                 }
@@ -182,5 +208,15 @@ struct DriftMonitor: Service {
         if let m = r.current.meanConfidence { Gauge(label: "microscale_drift_mean_confidence", dimensions: d).record(m) }
         if let l = r.current.lowConfidenceShare { Gauge(label: "microscale_drift_low_confidence_share", dimensions: d).record(l) }
         Gauge(label: "microscale_drift_alerts", dimensions: d).record(r.alerts.count)
+        for a in r.audit {
+            let c = [("task", r.task), ("risk_class", a.riskClass)]
+            Gauge(label: "microscale_audit_audited", dimensions: c).record(a.audited)
+            Gauge(label: "microscale_audit_wrong", dimensions: c).record(a.wrong)
+            if let e = a.realisedError { Gauge(label: "microscale_audit_error", dimensions: c).record(e) }
+            Gauge(label: "microscale_audit_error_upper_bound", dimensions: c).record(a.upperBound)
+            Gauge(label: "microscale_audit_error_lower_bound", dimensions: c).record(a.lowerBound)
+            Gauge(label: "microscale_audit_target", dimensions: c).record(a.target)
+            Gauge(label: "microscale_audit_breached", dimensions: c).record(a.state == .breached ? 1 : 0)
+        }
     }
 }

@@ -266,7 +266,7 @@ public struct LogRetrain {
         }
         for (e, reason) in try await store.reviewedExamples(task: spec.name) {
             guard let label = e.label else { continue }
-            items.append(LabelledItem(text: e.text, label: label, source: reason == teacherCheckReason ? .checked : .reviewed, time: e.createdAt))
+            items.append(LabelledItem(text: e.text, label: label, source: reason == teacherCheckReason ? .checked : reason == auditReason ? .audited : .reviewed, time: e.createdAt))
         }
         var withoutText = 0
         for t in try await store.teacherLabels(task: spec.name) {

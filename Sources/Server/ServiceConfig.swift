@@ -102,6 +102,17 @@ public struct ServiceConfig: Sendable {
         public var agreementFloor = 0.9
     }
 
+    /// Audits of accepted decisions (`audit:`): the guarantee watched on live traffic.
+    public struct Audit: Sendable {
+        /// Share of the small model's accepted decisions also sent to review, chosen by a hash of the decision id
+        /// (0: none).
+        public var share: Double = 0
+        /// Newest audits per risk class the realised error and its bounds are computed over.
+        public var window = 300
+        /// No audits, a window of 300.
+        public init() {}
+    }
+
     /// Host to bind.
     public var host = "127.0.0.1"
     /// Port (0: any free port; the chosen one is printed).
@@ -126,6 +137,8 @@ public struct ServiceConfig: Sendable {
     public var limits = Limits()
     /// Drift.
     public var drift = Drift()
+    /// Audits of accepted decisions.
+    public var audit = Audit()
     /// Engine threads.
     public var threads = 2
     /// Whitespace bytes allowed at each structural position of JSON generated under a schema (0: compact, the default;
@@ -162,7 +175,7 @@ public struct ServiceConfig: Sendable {
         }
         let r = try YAMLReader.load(file)
         try r.only(["listen", "auth", "store", "log_inputs", "tasks", "chat_models", "escalation", "limits", "drift", "threads", "review",
-                    "structured_output", "learning"])
+                    "structured_output", "learning", "audit"])
         var c = ServiceConfig()
         if let l = r.child("listen") {
             try l.only(["host", "port"])
@@ -241,6 +254,11 @@ public struct ServiceConfig: Sendable {
             if let v = l.child("calibration_share") { c.learning.calibrationShare = try v.double(in: 0.05...0.95) }
             if let v = l.child("min_holdout") { c.learning.minHoldout = try v.int(in: 1...1_000_000) }
             if let v = l.child("agreement_floor") { c.learning.agreementFloor = try v.double(in: 0...1) }
+        }
+        if let a = r.child("audit") {
+            try a.only(["share", "window"])
+            if let v = a.child("share") { c.audit.share = try v.double(in: 0...1) }
+            if let v = a.child("window") { c.audit.window = try v.int(in: 10...1_000_000) }
         }
         if let t = r.child("threads") { c.threads = try t.int(in: 1...256) }
         if let v = r.child("review") {

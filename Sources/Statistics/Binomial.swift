@@ -34,6 +34,19 @@ public enum Binomial {
         return hi
     }
 
+    /// The one-sided Clopper-Pearson lower bound on the rate behind `k` events in `n` trials: the smallest `p` with
+    /// P(X ≥ k) ≥ δ, so the true rate is above it with confidence 1 − δ. With no events it is 0.
+    public static func lowerBound(events k: Int, trials n: Int, delta: Double) -> Double {
+        precondition(k >= 0 && k <= n && delta > 0 && delta < 1)
+        if k == 0 { return 0 }
+        var lo = 0.0, hi = Double(k) / Double(n)
+        for _ in 0..<64 {
+            let mid = (lo + hi) / 2
+            if 1 - cdf(k - 1, trials: n, probability: mid) < delta { lo = mid } else { hi = mid }
+        }
+        return lo
+    }
+
     /// The p-value of the null hypothesis "the rate is above `target`" after seeing `k` events in `n` trials.
     public static func pValue(events k: Int, trials n: Int, target: Double) -> Double {
         cdf(k, trials: n, probability: target)

@@ -105,7 +105,19 @@ public let teacherCheckReason = "teacher_check"
 /// agreement measured on these is unbiased.
 public let teacherSampleReason = "teacher_sample"
 
+/// An accepted decision sent to review at random (`audit.share`) to check the guarantee on live traffic.
+public let auditReason = "audit"
+
 extension DecisionStore {
+    /// The newest `limit` answered audits of a task, newest first: the label accepted and the reviewer's.
+    public func audits(task: String, limit: Int) async throws -> [(accepted: String, reviewer: String)] {
+        try await transact([StoreStatement("""
+            SELECT d.label, r.resolved_label FROM reviews r JOIN decisions d ON d.id = r.decision_id
+            WHERE r.task = $1 AND r.reason = $2 AND r.status = 'resolved' AND d.label IS NOT NULL AND r.resolved_label IS NOT NULL
+            ORDER BY r.resolved_at DESC, r.decision_id LIMIT $3
+            """, [.text(task), .text(auditReason), .int(limit)])])[0].map { (try $0.required("label"), try $0.required("resolved_label")) }
+    }
+
     /// SHA-256 of every input `microscale distill` has a teacher's answer for, for task `task`.
     public func distilledInputs(task: String) async throws -> Set<String> {
         let rows = try await transact([StoreStatement(

@@ -287,8 +287,9 @@ enum SQL {
         """
     /// Live traffic only: items distilled offline are not decisions anyone waited for.
     static let recentDecisions = "SELECT \(decisionColumns) FROM decisions WHERE task = $1 AND origin IS NULL ORDER BY created_at DESC LIMIT $2"
-    /// Reviews of the small model's decisions: checks of a teacher's labels measure the teacher, not drift.
-    static let recentResolved = "SELECT \(reviewColumns) FROM reviews WHERE task = $1 AND status = 'resolved' AND reason NOT IN ('teacher_check', 'teacher_sample') ORDER BY resolved_at DESC LIMIT $2"
+    /// Reviews of the small model's decisions: checks of a teacher's labels measure the teacher, not drift, and audits
+    /// of accepted decisions have their own figures (``auditReason``).
+    static let recentResolved = "SELECT \(reviewColumns) FROM reviews WHERE task = $1 AND status = 'resolved' AND reason NOT IN ('teacher_check', 'teacher_sample', 'audit') ORDER BY resolved_at DESC LIMIT $2"
 
     static let resolve = """
         UPDATE reviews SET status = 'resolved', resolved_label = $3, resolved_fields = $4, outcome = $5, resolved_by = $2, resolved_at = $6
