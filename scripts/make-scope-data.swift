@@ -13,8 +13,11 @@
 // (ham and spam) are the seen far-out-of-domain kind (400 in training, 100 in the test) and SNIPS voice-assistant
 // requests the unseen kind (100 in the test). Its spec configures `expected_share: 0.1`.
 //
-// Writes banking77-train.csv, banking77-test.csv, banking77-outside.csv (every held-out out-of-scope row), banking77-oos.yaml, support-train.csv, support-test.csv and
-// support-oos.yaml (columns text,label,kind; kind is in_scope, seen or unseen). A seeded SplitMix64 drives every
+// Writes banking77-train.csv, banking77-test.csv, banking77-outside.csv (every held-out out-of-scope row), three
+// Banking77 specs (banking77-oos.yaml: out-of-scope calibration items scored by the served head; -kinds.yaml: each
+// scored by a head that never saw its intent; -kinds-5.yaml: that, at an expected 5% out-of-scope share), support-train.csv, support-test.csv and
+// support-oos.yaml (columns text,label,kind,source; kind is in_scope, seen or unseen, source the row's intent, queue
+// or dataset and label, which the specs name as out_of_scope.kind_column). A seeded SplitMix64 drives every
 // choice: each run writes the same files.
 
 import Foundation
@@ -77,9 +80,9 @@ func csvField(_ value: String) -> String {
     return special ? "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : value
 }
 
-func write(_ rows: [(text: String, label: String, kind: String)], to path: String) throws {
-    var out = "text,label,kind\n"
-    for r in rows { out += [r.text, r.label, r.kind].map(csvField).joined(separator: ",") + "\n" }
+func write(_ rows: [(text: String, label: String, kind: String, source: String)], to path: String) throws {
+    var out = "text,label,kind,source\n"
+    for r in rows { out += [r.text, r.label, r.kind, r.source].map(csvField).joined(separator: ",") + "\n" }
     try out.write(toFile: path, atomically: true, encoding: .utf8)
 }
 
@@ -125,18 +128,21 @@ let outCount = Int((trainShare / (1 - trainShare) * Double(inTest.count)).rounde
 let seenInTest = Array(rng.shuffled(seenTest).prefix(outCount / 2)), unseenInTest = Array(unseen.prefix(outCount - outCount / 2))
 precondition(seenInTest.count == outCount / 2 && unseenInTest.count == outCount - outCount / 2, "not enough out-of-scope rows")
 
-try write(inTrain.map { ($0.text, $0.label, "in_scope") } + seenTrain.map { ($0.text, "out_of_scope", "seen") },
+try write(inTrain.map { ($0.text, $0.label, "in_scope", $0.label) } + seenTrain.map { ($0.text, "out_of_scope", "seen", $0.label) },
           to: output + "/banking77-train.csv")
-try write(inTest.map { ($0.text, $0.label, "in_scope") } + seenInTest.map { ($0.text, "out_of_scope", "seen") }
-          + unseenInTest.map { ($0.text, "out_of_scope", "unseen") }, to: output + "/banking77-test.csv")
+try write(inTest.map { ($0.text, $0.label, "in_scope", $0.label) } + seenInTest.map { ($0.text, "out_of_scope", "seen", $0.label) }
+          + unseenInTest.map { ($0.text, "out_of_scope", "unseen", $0.label) }, to: output + "/banking77-test.csv")
 // Every held-out out-of-scope row, for out-of-scope recall by kind on more items than the mixed test holds.
-try write(seenTest.map { ($0.text, "out_of_scope", "seen") } + unseen.map { ($0.text, "out_of_scope", "unseen") },
+try write(seenTest.map { ($0.text, "out_of_scope", "seen", $0.label) } + unseen.map { ($0.text, "out_of_scope", "unseen", $0.label) },
           to: output + "/banking77-outside.csv")
-try """
+/// The Banking77 spec: `name`, and the lines added under `out_of_scope:`.
+func bankingSpec(_ name: String, _ extra: [String], note: String) -> String {
+    """
     # Banking77 with a quarter of its intents held out as unknown (scripts/make-scope-data.swift writes this file).
+    # \(note)
     # Seen out-of-scope kinds in training: \(seenKinds.sorted().joined(separator: ", ")).
     # Unseen kinds, only in the test: \(unseenKinds.sorted().joined(separator: ", ")).
-    name: banking77-oos
+    name: \(name)
     description: Route a bank customer's message to one of 58 intents, or say it is none of them.
     backbone: {model: minilm, layers: [4, 6]}
     template: "{text}"
@@ -149,12 +155,13 @@ try """
     out_of_scope:
       label: out_of_scope
       description: A banking question outside these intents.
+    \(extra.map { "  " + $0 }.joined(separator: "\n"))
     tiers:
       currency: "$"
       small: {name: MiniLM adapter (in-process), cost_per_1k: 0.01}
       large: {name: large model, endpoint: "http://localhost:8000/v1", model: large, cost_per_1k: 1.50}
       human: {name: review, queue: banking-review, cost_per_1k: 250}
-    adapter: banking77-oos.adapter.json
+    adapter: \(name).adapter.json
     data: {text_column: text, label_column: label}
     training:
       calibration_fraction: 0.25
@@ -163,7 +170,15 @@ try """
       l2_grid: [0.001, 0.003]
       lexical: {min_documents: 2, l2_grid: [0.00001]}
 
-    """.write(toFile: output + "/banking77-oos.yaml", atomically: true, encoding: .utf8)
+    """
+}
+for (name, extra, note) in [
+    ("banking77-oos", [String](), "Out-of-scope calibration items are scored by the served head, at the training file's share."),
+    ("banking77-oos-kinds", ["kind_column: source"], "Each out-of-scope calibration item is scored by a head that never saw its intent, at the training file's share."),
+    ("banking77-oos-kinds-5", ["kind_column: source", "expected_share: 0.05"], "As banking77-oos-kinds, with calibration at an expected 5% out-of-scope share."),
+] {
+    try bankingSpec(name, extra, note: note).write(toFile: output + "/\(name).yaml", atomically: true, encoding: .utf8)
+}
 
 // MARK: Support
 
@@ -179,14 +194,14 @@ let supportTrain = supportTrainAll, trainTexts = Set(supportTrainAll.map(\.text)
 let supportTest = supportTestAll.filter { !trainTexts.contains($0.text) }
 let sms = rng.shuffled(distinct(try pairs(shared + "/sms_spam/all.csv")))
 let snips = rng.shuffled(distinct(try pairs(shared + "/snips/train.csv")))
-try write(supportTrain.map { ($0.text, $0.label, "in_scope") } + sms.prefix(400).map { ($0.text, "out_of_scope", "seen") },
+try write(supportTrain.map { ($0.text, $0.label, "in_scope", $0.label) } + sms.prefix(400).map { ($0.text, "out_of_scope", "seen", "sms_" + $0.label) },
           to: output + "/support-train.csv")
-try write(supportTest.map { ($0.text, $0.label, "in_scope") } + sms.dropFirst(400).prefix(100).map { ($0.text, "out_of_scope", "seen") }
-          + snips.prefix(100).map { ($0.text, "out_of_scope", "unseen") }, to: output + "/support-test.csv")
+try write(supportTest.map { ($0.text, $0.label, "in_scope", $0.label) } + sms.dropFirst(400).prefix(100).map { ($0.text, "out_of_scope", "seen", "sms_" + $0.label) }
+          + snips.prefix(100).map { ($0.text, "out_of_scope", "unseen", "snips_" + $0.label) }, to: output + "/support-test.csv")
 var supportSpec = try String(contentsOfFile: root + "/examples/support/task.yaml", encoding: .utf8)
 for (from, to) in [("name: support-queue\n", "name: support-queue-oos\n"), ("adapter: support-queue.adapter.json", "adapter: support-queue-oos.adapter.json"),
                    ("data: {text_column: text, label_column: queue}", "data: {text_column: text, label_column: label}"),
-                   ("backbone: {model: minilm", "out_of_scope:\n  label: out_of_scope\n  description: Not a message for Larkspur Home Internet's support team.\n  expected_share: 0.1\nbackbone: {model: minilm")] {
+                   ("backbone: {model: minilm", "out_of_scope:\n  label: out_of_scope\n  description: Not a message for Larkspur Home Internet's support team.\n  expected_share: 0.1\n  kind_column: source\nbackbone: {model: minilm")] {
     precondition(supportSpec.contains(from), "examples/support/task.yaml changed: no '\(from)'")
     supportSpec = supportSpec.replacingOccurrences(of: from, with: to)
 }

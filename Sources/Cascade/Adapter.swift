@@ -111,6 +111,10 @@ public struct Adapter: Codable, Sendable {
         public var candidates: [ScopeCandidate]
         /// Index of the one chosen (its thresholds and bounds are the adapter's).
         public var chosen: Int
+        /// Out-of-scope kinds scored by a head fitted without them (``OutOfScope/kindColumn``), in how many folds
+        /// (nil: every out-of-scope item was scored by the served head).
+        public var kindsHeldOut: Int? = nil
+        public var kindFolds: Int? = nil
     }
 
     /// Calibration-set figures before and after temperature scaling.
@@ -170,7 +174,7 @@ extension Adapter {
         parts += spec.riskClasses.map { "\($0.name):\($0.targetError):\($0.missTarget ?? -1):\($0.maxMass)" }
         parts.append("confidence=\(spec.confidence) min=\(spec.training.minLabelItems)")
         if let o = spec.outOfScope {
-            parts.append("out_of_scope=\(o.label) share=\(o.expectedShare ?? -1) route=\(o.route.rawValue) floors=\(o.floorQuantiles)")
+            parts.append("out_of_scope=\(o.label) share=\(o.expectedShare ?? -1) route=\(o.route.rawValue) floors=\(o.floorQuantiles) kinds=\(o.kindColumn ?? "-")/\(o.kindFolds)")
         }
         return Digest.of(parts.joined(separator: "\n"))
     }

@@ -75,6 +75,12 @@ public struct OutOfScope: Sendable, Equatable {
     public var route: Route
     /// The similarity floors tried, as quantiles of the fitted in-scope items' similarity to their nearest label centroid.
     public var floorQuantiles: [Double]
+    /// A column of the training file naming each out-of-scope row's kind (its source: an intent, a dataset). With it,
+    /// each out-of-scope calibration item is scored by a head fitted without its kind, so the certificate covers kinds
+    /// the training data lacks (nil: scored by the served head, which has seen every kind in the file).
+    public var kindColumn: String?
+    /// Folds the kinds are held out in (each fold costs one more fit of the head).
+    public var kindFolds: Int
 }
 
 /// One label.
@@ -246,7 +252,7 @@ extension TaskSpec {
 
         var outOfScope: OutOfScope?
         if let o = r.child("out_of_scope") {
-            try o.only(["label", "description", "expected_share", "route", "floor_quantiles"])
+            try o.only(["label", "description", "expected_share", "route", "floor_quantiles", "kind_column", "kind_folds"])
             let label = try o.child("label")?.string() ?? "out_of_scope"
             if labels.contains(where: { $0.name == label }) {
                 throw o.error("'\(label)' is also under labels: declare the out-of-scope label under out_of_scope only")
@@ -256,11 +262,12 @@ extension TaskSpec {
             }
             let route = try o.child("route")?.enumeration(Route.self) ?? .escalate
             if route == .accept { throw try o.required("route").error("an out-of-scope prediction cannot be accepted: use escalate or review") }
-            let quantiles = try o.child("floor_quantiles")?.items().map { try $0.double(in: 0...0.5) } ?? [0, 0.01, 0.02, 0.05, 0.1]
+            let quantiles = try o.child("floor_quantiles")?.items().map { try $0.double(in: 0...0.5) } ?? [0, 0.01, 0.05]
             if quantiles.isEmpty || quantiles.count > 10 { throw try o.required("floor_quantiles").error("give 1 to 10 quantiles") }
             outOfScope = OutOfScope(
                 label: label, expectedShare: try o.child("expected_share")?.double(in: 0.001...0.9), route: route,
-                floorQuantiles: Array(Set(quantiles)).sorted())
+                floorQuantiles: Array(Set(quantiles)).sorted(), kindColumn: try o.child("kind_column")?.string(),
+                kindFolds: try o.child("kind_folds")?.int(in: 2...50) ?? 5)
             // Never accepted, so its target only labels reports: the strictest of the task's.
             riskClasses.append(RiskClass(name: label, targetError: riskClasses.map(\.targetError).min()!, onReject: route, missTarget: nil, maxMass: 1))
             labels.append(LabelSpec(

@@ -16,6 +16,8 @@ public struct LabelledData: Sendable {
     public var skipped: [String: Int] = [:]
     /// Each kept row's value in the group column, when one was named.
     public var groups: [String]?
+    /// Each kept row's out-of-scope kind (``OutOfScope/kindColumn``; empty for in-scope rows), when the spec names the column.
+    public var kinds: [String]?
 
     /// Reads `path`; every text must be non-empty and within the size limit, and every label one of the spec's: a row
     /// with another label is refused, or, with `skipUnknownLabels`, left out and counted in `skipped`.
@@ -23,8 +25,13 @@ public struct LabelledData: Sendable {
     public static func load(_ path: String, spec: TaskSpec, skipUnknownLabels: Bool = false, groupColumn: String? = nil) throws -> LabelledData {
         let table: CSVTable
         do { table = try CSVTable(path: path) } catch { throw DataError(file: path, message: "\(error)") }
-        for column in [spec.textColumn, spec.labelColumn] + (groupColumn.map { [$0] } ?? []) where !table.header.contains(column) {
+        let kindColumn = spec.outOfScope?.kindColumn
+        for column in [spec.textColumn, spec.labelColumn] where !table.header.contains(column) {
             throw DataError(file: path, message: "no column '\(column)' (the file has: \(table.header.joined(separator: ", "))); set data.text_column / data.label_column in \(spec.file)")
+        }
+        for column in [groupColumn, kindColumn].compactMap({ $0 }) where !table.header.contains(column) {
+            throw DataError(file: path, message: "no column '\(column)' (the file has: \(table.header.joined(separator: ", ")))"
+                            + (column == kindColumn ? "; out_of_scope.kind_column in \(spec.file) names it" : ""))
         }
         let names = try table.column(spec.labelColumn)
         var unknown = [(label: String, rows: [Int])]()
@@ -39,8 +46,8 @@ public struct LabelledData: Sendable {
             throw DataError(file: path, message: "labels that are not the task's: \(list.joined(separator: ", ")); fix the rows, add the labels to \(spec.file), or pass --skip-unknown-labels to leave those rows out")
         }
         let texts = try table.column(spec.textColumn)
-        let groupValues = try groupColumn.map { try table.column($0) }
-        var kept = [String](), labels = [Int](), groups = [String]()
+        let groupValues = try groupColumn.map { try table.column($0) }, kindValues = try kindColumn.map { try table.column($0) }
+        var kept = [String](), labels = [Int](), groups = [String](), kinds = [String]()
         for (row, name) in names.enumerated() {
             guard let label = spec.labelIndex(name) else { continue }
             let text = texts[row]
@@ -50,13 +57,20 @@ public struct LabelledData: Sendable {
             kept.append(text)
             labels.append(label)
             if let groupValues { groups.append(groupValues[row]) }
+            if let kindValues {
+                let isOutside = label == spec.outOfScopeIndex
+                if isOutside && kindValues[row].trimmingCharacters(in: .whitespaces).isEmpty {
+                    throw DataError(file: path, message: "row \(row + 2): an out-of-scope row with no kind in column '\(kindColumn!)'")
+                }
+                kinds.append(isOutside ? kindValues[row] : "")
+            }
         }
         if labels.isEmpty {
             throw DataError(file: path, message: unknown.isEmpty ? "no rows" : "no rows with one of the task's labels")
         }
         return LabelledData(file: path, digest: try Digest.of(file: path), texts: kept, labels: labels,
                             skipped: Dictionary(uniqueKeysWithValues: unknown.map { ($0.label, $0.rows.count) }),
-                            groups: groupColumn == nil ? nil : groups)
+                            groups: groupColumn == nil ? nil : groups, kinds: kindColumn == nil ? nil : kinds)
     }
 
     /// The rows left out, in words (nil when none were): "left out 3 rows with labels that are not the task's: 'x' (2), 'y' (1)".
@@ -225,6 +239,9 @@ public enum Certifier {
         public var temperature: Double
         /// The items scored before and after scaling.
         public var before, after: ScoredItems
+        /// The scaled items the thresholds were certified on: `after`, unless out-of-scope items were scored as unseen
+        /// kinds (``OutOfScope/kindColumn``).
+        public var certified: ScoredItems
         /// Calibration items per true label.
         public var labelItems: [Int]
         /// Certified threshold per risk class.
@@ -234,16 +251,18 @@ public enum Certifier {
     }
 
     /// Fits the temperature on the `logits` of held-out items with true `labels`, then certifies the thresholds on
-    /// the scaled probabilities.
-    public static func calibrate(logits: [Float], labels: [Int], spec: TaskSpec) -> Result {
+    /// the scaled probabilities (of `certifying` instead, when given: the same items scored otherwise, with the same
+    /// temperature).
+    public static func calibrate(logits: [Float], labels: [Int], spec: TaskSpec, certifying: [Float]? = nil) -> Result {
         let k = spec.labels.count
         let temperature = labels.isEmpty ? 1 : TemperatureScaling.fit(logits, labels: labels, classes: k)
         let before = ScoredItems(probabilities: softmax(logits, classes: k), labels: labels, classes: k)
         let after = ScoredItems(probabilities: softmax(logits, classes: k, temperature: temperature), labels: labels, classes: k)
+        let certified = certifying.map { ScoredItems(probabilities: softmax($0, classes: k, temperature: temperature), labels: labels, classes: k) } ?? after
         var labelItems = [Int](repeating: 0, count: k)
         for y in labels { labelItems[y] += 1 }
-        let (thresholds, bounds) = certify(after, spec: spec, labelItems: labelItems)
-        return Result(temperature: temperature, before: before, after: after, labelItems: labelItems,
+        let (thresholds, bounds) = certify(certified, spec: spec, labelItems: labelItems)
+        return Result(temperature: temperature, before: before, after: after, certified: certified, labelItems: labelItems,
                       thresholds: thresholds, massBounds: bounds)
     }
 }
@@ -298,8 +317,13 @@ public struct Trainer {
     /// `dataFile`, when given, is recorded so a retrain can be suggested with it. `split` names the items the head is
     /// fitted on and those it is calibrated and certified on (disjoint); by default a seeded stratified split with the
     /// spec's calibration fraction.
+    ///
+    /// With `kinds` (each item's out-of-scope kind, ``LabelledData/kinds``) and a spec naming `kind_column`, every
+    /// out-of-scope calibration item is certified on the logits of a head fitted without its kind: the kinds are dealt
+    /// into `kind_folds` folds and the head refitted once per fold with the chosen L2, so the certificate treats them as
+    /// kinds never seen.
     public func train(features: FeatureMatrix, texts: [String], labels: [Int], dataDigest: String, dataFile: String? = nil,
-                      split: (fit: [Int], calibration: [Int])? = nil) throws -> Outcome {
+                      split: (fit: [Int], calibration: [Int])? = nil, kinds: [String]? = nil) throws -> Outcome {
         let k = spec.labels.count
         var (fit, calibration) = split ?? Splits.stratified(labels, fraction: spec.training.calibrationFraction, seed: spec.training.seed)
         if let oos = spec.outOfScopeIndex, let share = spec.outOfScope?.expectedShare {
@@ -327,9 +351,28 @@ public struct Trainer {
         let head = SoftmaxRegression.fit(
             fitX, sparse: sparse?.subset(fit), labels: fitY, classes: k, l2: best.l2, sparseL2: best.sparseL2, optimizer: optimizer, threads: threads).model
 
-        let calibrated = Certifier.calibrate(
-            logits: head.logits(features.subset(calibration), sparse: sparse?.subset(calibration), threads: threads),
-            labels: calibration.map { labels[$0] }, spec: spec)
+        let logits = head.logits(features.subset(calibration), sparse: sparse?.subset(calibration), threads: threads)
+        var unseenKinds: (logits: [Float], kinds: Int, folds: Int)?
+        if let kinds, let oos = spec.outOfScopeIndex, let folds = spec.outOfScope?.kindColumn.map({ _ in spec.outOfScope!.kindFolds }) {
+            // Each out-of-scope calibration item scored by a head that never saw its kind.
+            let calibrationKinds = Array(Set(calibration.filter { labels[$0] == oos }.map { kinds[$0] })).sorted()
+            let foldCount = min(folds, calibrationKinds.count)
+            var replaced = logits
+            for f in 0..<foldCount {
+                let held = Set(calibrationKinds.enumerated().filter { $0.offset % foldCount == f }.map(\.element))
+                let keep = fit.indices.filter { fitY[$0] != oos || !held.contains(kinds[fit[$0]]) }
+                let rows = calibration.indices.filter { labels[calibration[$0]] == oos && held.contains(kinds[calibration[$0]]) }
+                log("out-of-scope kinds held out, fold \(f + 1) of \(foldCount): \(held.sorted().joined(separator: ", ")) (\(rows.count) calibration items)")
+                let foldHead = SoftmaxRegression.fit(
+                    fitX.subset(keep), sparse: sparse?.subset(fit).subset(keep), labels: keep.map { fitY[$0] }, classes: k,
+                    l2: best.l2, sparseL2: best.sparseL2, optimizer: optimizer, threads: threads).model
+                let items = rows.map { calibration[$0] }
+                let scored = foldHead.logits(features.subset(items), sparse: sparse?.subset(items), threads: threads)
+                for (j, row) in rows.enumerated() { replaced.replaceSubrange(row * k..<(row + 1) * k, with: scored[j * k..<(j + 1) * k]) }
+            }
+            if foldCount > 0 { unseenKinds = (replaced, calibrationKinds.count, foldCount) }
+        }
+        let calibrated = Certifier.calibrate(logits: logits, labels: calibration.map { labels[$0] }, spec: spec, certifying: unseenKinds?.logits)
         let before = calibrated.before, after = calibrated.after
         log(String(format: "temperature %.3f: calibration NLL %.4f → %.4f, ECE %.4f → %.4f", calibrated.temperature,
                    before.negativeLogLikelihood, after.negativeLogLikelihood,
@@ -343,16 +386,20 @@ public struct Trainer {
         if let oos = spec.outOfScope, let oosIndex = spec.outOfScopeIndex, !calibration.isEmpty {
             let inScopeFit = fit.indices.filter { fitY[$0] != oosIndex }
             let centroids = Certifier.centroids(fitX.subset(inScopeFit), labels: inScopeFit.map { fitY[$0] }, classes: oosIndex)
-            let (joint, jointThresholds, jointBounds) = Certifier.jointScope(
-                after, spec: spec, labelItems: calibrated.labelItems, outOfScope: oos, outOfScopeIndex: oosIndex,
+            var (joint, jointThresholds, jointBounds) = Certifier.jointScope(
+                calibrated.certified, spec: spec, labelItems: calibrated.labelItems, outOfScope: oos, outOfScopeIndex: oosIndex,
                 fitSimilarities: Classifier.similarities(fitX.subset(inScopeFit), centroids: centroids, labels: oosIndex),
                 similarities: Classifier.similarities(features.subset(calibration), centroids: centroids, labels: oosIndex))
             let chosen = joint.candidates[joint.chosen]
             scope = Adapter.Scope(centroids: centroids, floor: chosen.floor, quantile: chosen.quantile)
             (thresholds, massBounds) = (jointThresholds, jointBounds)
+            joint.kindsHeldOut = unseenKinds?.kinds
+            joint.kindFolds = unseenKinds?.folds
             scopeCertificate = joint
-            log(String(format: "out of scope: %d in-scope and %d out-of-scope calibration items; floor at the %.2f quantile chosen of %d (δ = %.4f each): in-scope coverage %.3f, out-of-scope recall %.3f",
-                       joint.inScopeItems, joint.outOfScopeItems, chosen.quantile, joint.candidates.count, joint.deltaPerCandidate,
+            log(String(format: "out of scope: %d in-scope and %d out-of-scope calibration items%@; floor at the %.2f quantile chosen of %d (δ = %.4f each): in-scope coverage %.3f, out-of-scope recall %.3f",
+                       joint.inScopeItems, joint.outOfScopeItems,
+                       unseenKinds.map { ", the latter scored as unseen kinds (\($0.kinds) kinds in \($0.folds) folds)" } ?? "",
+                       chosen.quantile, joint.candidates.count, joint.deltaPerCandidate,
                        chosen.inScopeCoverage, chosen.outOfScopeRecall))
         } else if spec.outOfScopeQuantile > 0 && !calibration.isEmpty {
             let centroids = Certifier.centroids(fitX, labels: fitY, classes: k)

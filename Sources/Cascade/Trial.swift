@@ -47,7 +47,7 @@ public struct Trial {
         let (train, test) = Splits.stratified(data.labels, fraction: holdout, seed: spec.training.seed &+ 1)
         let trained = try trainer.train(
             features: features.subset(train), texts: train.map { data.texts[$0] }, labels: train.map { data.labels[$0] },
-            dataDigest: data.digest)
+            dataDigest: data.digest, kinds: data.kinds.map { kinds in train.map { kinds[$0] } })
         if writeAdapter { try trained.adapter.write(to: spec.adapterPath) }
         let classifier = Classifier(spec: spec, extractor: extractor, adapter: trained.adapter)
         let texts = test.map { data.texts[$0] }, labels = test.map { data.labels[$0] }

@@ -41,7 +41,7 @@ struct Train: ParsableCommand {
             if let skipped = labelled.skippedSummary { print(skipped) }
             adapter = try trainer.train(
                 features: try trainer.features(labelled), texts: labelled.texts, labels: labelled.labels,
-                dataDigest: labelled.digest, dataFile: data).adapter
+                dataDigest: labelled.digest, dataFile: data, kinds: labelled.kinds).adapter
         }
         let path = output ?? spec.adapterPath
         try adapter.write(to: path)

@@ -257,6 +257,16 @@ func endpoints(service: CascadeService) -> [Endpoint] {
             struct Tasks: Encodable { var tasks: [TaskResponse] }
             return try jsonResponse(Tasks(tasks: service.taskNames.compactMap { service.tasks[$0]?.listing }))
         },
+        Endpoint(method: .get, path: "/v1/audit", access: .reviewer) { _, _ in
+            struct TaskAudit: Encodable { var task: String, share: Double, window: Int, risk_classes: [AuditStatus] }
+            struct Audits: Encodable { var tasks: [TaskAudit] }
+            var tasks: [TaskAudit] = []
+            for (name, spec) in service.classificationSpecs.sorted(by: { $0.key < $1.key }) {
+                tasks.append(TaskAudit(task: name, share: service.config.audit.share, window: service.config.audit.window,
+                                       risk_classes: try await auditStatuses(spec: spec, store: service.store, window: service.config.audit.window)))
+            }
+            return try jsonResponse(Audits(tasks: tasks))
+        },
         Endpoint(method: .post, path: "/v1/tasks/:task/decide", access: .api) { request, context in
             var request = request
             let task = try context.parameters.require("task")
@@ -367,6 +377,8 @@ struct TaskResponse: Encodable {
     var name: String, kind: String, description: String
     var labels: [String]?, schema: JSONValue?
     var model_version: String, adapter_version: String?
+    /// The label meaning "none of these" (a classification task that declares one).
+    var out_of_scope_label: String? = nil
 }
 
 /// The identity of one chat completion and its answers in OpenAI's shapes.

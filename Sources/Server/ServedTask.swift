@@ -145,7 +145,7 @@ final class ServedClassification: ServedTask {
     var labels: [String] { spec.labels.map(\.name) }
     var listing: TaskResponse {
         TaskResponse(name: name, kind: "classification", description: spec.summary, labels: labels, schema: nil,
-                     model_version: modelVersion, adapter_version: adapterVersion)
+                     model_version: modelVersion, adapter_version: adapterVersion, out_of_scope_label: spec.outOfScope?.label)
     }
 
     func ownTier(environment: [String: String]) throws -> ServiceConfig.Escalation? {
