@@ -13,8 +13,10 @@ import Statistics
 /// - `within`: the upper bound is at or under the target: live traffic confirms the guarantee;
 /// - `unconfirmed`: neither bound crosses the target (with few audits the upper bound stays above it: at a 2%
 ///   target and 95% confidence, 149 audits without an error are the least that confirm it);
-/// - `breached`: the lower bound is above the target: the accepted decisions are wrong more often than certified,
-///   with confidence 1 − δ. This is the alert.
+/// - `breached`: the lower bound is above the target, over at least `minAudits` audits: the accepted decisions are
+///   wrong more often than certified, with confidence 1 − δ. This is the alert. The minimum keeps a wrong first audit
+///   or two from raising it (one wrong audit of one has a 5% lower bound, above a 2% target); the bound is recomputed
+///   at every audit, so over a long run the chance of a false alert is above δ, and the measured rate is in the README.
 public struct AuditStatus: Codable, Sendable, Equatable {
     /// What the audits say of the guarantee.
     public enum State: String, Codable, Sendable, CaseIterable {
@@ -47,8 +49,8 @@ public struct AuditStatus: Codable, Sendable, Equatable {
     }
 
     /// The status of `riskClass` from its audits' outcomes (`wrong[i]`: the reviewer's label differs from the accepted
-    /// one; `outOfScope` of them answered out of scope), at confidence 1 − `delta`.
-    public init(riskClass: RiskClass, wrong: [Bool], outOfScope: Int, delta: Double) {
+    /// one; `outOfScope` of them answered out of scope), at confidence 1 − `delta`; `breached` needs `minAudits`.
+    public init(riskClass: RiskClass, wrong: [Bool], outOfScope: Int, delta: Double, minAudits: Int = AuditStatus.defaultMinAudits) {
         self.riskClass = riskClass.name
         target = riskClass.targetError
         confidence = 1 - delta
@@ -58,8 +60,11 @@ public struct AuditStatus: Codable, Sendable, Equatable {
         realisedError = audited > 0 ? Double(self.wrong) / Double(audited) : nil
         lowerBound = audited > 0 ? Binomial.lowerBound(events: self.wrong, trials: audited, delta: delta) : 0
         upperBound = audited > 0 ? Binomial.upperBound(events: self.wrong, trials: audited, delta: delta) : 1
-        state = lowerBound > target ? .breached : upperBound <= target ? .within : .unconfirmed
+        state = lowerBound > target && audited >= minAudits ? .breached : upperBound <= target ? .within : .unconfirmed
     }
+
+    /// Audits a window needs before it may alert (`audit.min_audits`).
+    public static let defaultMinAudits = 50
 
     /// One audited decision: the label accepted and the reviewer's.
     public struct Audit: Sendable, Equatable {
@@ -73,12 +78,13 @@ public struct AuditStatus: Codable, Sendable, Equatable {
 
     /// Per risk class of `spec` that can accept (not the out-of-scope one), the status over its newest `window` audits;
     /// `audits` come newest first. Audits of labels the spec no longer has are left out.
-    public static func of(_ audits: [Audit], spec: TaskSpec, window: Int) -> [AuditStatus] {
+    public static func of(_ audits: [Audit], spec: TaskSpec, window: Int, minAudits: Int = AuditStatus.defaultMinAudits) -> [AuditStatus] {
         let outOfScope = spec.outOfScope?.label
         return spec.riskClasses.filter { $0.name != outOfScope }.map { riskClass in
             let mine = audits.filter { a in spec.labels.first { $0.name == a.accepted }?.risk == riskClass.name }.prefix(window)
             return AuditStatus(riskClass: riskClass, wrong: mine.map { $0.accepted != $0.reviewer },
-                               outOfScope: mine.count { $0.accepted != $0.reviewer && $0.reviewer == outOfScope }, delta: spec.delta)
+                               outOfScope: mine.count { $0.accepted != $0.reviewer && $0.reviewer == outOfScope }, delta: spec.delta,
+                               minAudits: minAudits)
         }
     }
 
@@ -100,8 +106,9 @@ public struct AuditDriftSimulation: Sendable {
     public var before, after: Double
     /// Share of accepted decisions audited.
     public var share: Double
-    /// Audits per risk class the status is computed over.
+    /// Audits per risk class the status is computed over, and the fewest that may alert.
     public var window: Int
+    public var minAudits: Int
     /// Decisions before the change, and the most after it.
     public var decisionsBefore, decisionsAfter: Int
     /// Error among accepted decisions the pools imply before and after the change.
@@ -114,9 +121,9 @@ public struct AuditDriftSimulation: Sendable {
     public var auditsBefore: Double
 
     /// Simulates on `evaluation`'s items (its task must declare an out-of-scope label, and the items hold both kinds).
-    public init(_ evaluation: Evaluation, before: Double, after: Double, share: Double, window: Int,
+    public init(_ evaluation: Evaluation, before: Double, after: Double, share: Double, window: Int, minAudits: Int = AuditStatus.defaultMinAudits,
                 decisionsBefore: Int, decisionsAfter: Int, runs: Int, seed: UInt64) {
-        self.before = before; self.after = after; self.share = share; self.window = window
+        self.before = before; self.after = after; self.share = share; self.window = window; self.minAudits = minAudits
         self.decisionsBefore = decisionsBefore; self.decisionsAfter = decisionsAfter
         let spec = evaluation.spec, oos = spec.outOfScopeIndex ?? -1, labels = evaluation.calibrated.labels
         let inside = labels.indices.filter { labels[$0] != oos }, outside = labels.indices.filter { labels[$0] == oos }
@@ -157,7 +164,7 @@ public struct AuditDriftSimulation: Sendable {
                 if wrong[i] { wrongIn[c] += 1 }
                 let n = windows[c].count, k = wrongIn[c], riskClass = spec.riskClasses[c]
                 // Breached when the exact lower bound exceeds the target: P(X ≥ k | target) < δ.
-                guard k > 0, 1 - Binomial.cdf(k - 1, trials: n, probability: riskClass.targetError) < spec.delta else { continue }
+                guard n >= minAudits, k > 0, 1 - Binomial.cdf(k - 1, trials: n, probability: riskClass.targetError) < spec.delta else { continue }
                 if !changed { alarmed = true } else { found = auditsAfter; break }
             }
             if alarmed { alarms += 1 }

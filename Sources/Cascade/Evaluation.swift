@@ -177,15 +177,20 @@ public struct Evaluation: Sendable {
     }
 
     /// The trade-off between in-scope coverage and out-of-scope recall as one threshold on the top probability moves
-    /// from 0 to 1 in steps of 0.01 (out-of-scope predictions never accepted, the adapter's scope floor kept; nil when
-    /// the task declares no out-of-scope label).
+    /// from 0 to 1: at steps of 0.01 and at each percentile of the in-scope items' top probabilities (so the curve is
+    /// fine where the probabilities crowd near 1), in increasing order. Out-of-scope predictions are never accepted and
+    /// the adapter's scope floor is kept; nil when the task declares no out-of-scope label.
     public var tradeOff: [TradeOffPoint]? {
         guard let oos = spec.outOfScopeIndex else { return nil }
         let floor = adapter.scope?.floor
         let tops = calibrated.labels.indices.map { calibrated.top($0) }
         let inScope = calibrated.labels.count { $0 != oos }, outOfScope = calibrated.labels.count - inScope
-        return (0...100).map { step in
-            let t = Double(step) / 100
+        let confidences = calibrated.labels.indices.filter { calibrated.labels[$0] != oos }.map { tops[$0].confidence }.sorted()
+        var thresholds = Set((0...100).map { Double($0) / 100 })
+        if !confidences.isEmpty {
+            for q in 1..<100 { thresholds.insert(confidences[min(confidences.count - 1, q * confidences.count / 100)]) }
+        }
+        return thresholds.sorted().map { t in
             var inAccepted = 0, outAccepted = 0, errors = 0
             for (i, top) in tops.enumerated() where top.label != oos && top.confidence >= t {
                 if let floor, let s = similarities?[i], s < floor { continue }
@@ -198,6 +203,12 @@ public struct Evaluation: Sendable {
                 outOfScopeRecall: outOfScope > 0 ? 1 - Double(outAccepted) / Double(outOfScope) : 1,
                 acceptedError: accepted > 0 ? Double(errors) / Double(accepted) : 0)
         }
+    }
+
+    /// The highest out-of-scope recall on the trade-off curve among thresholds that keep at least `coverage` of in-scope
+    /// items (nil without an out-of-scope label or when no threshold does).
+    public func outOfScopeRecall(atCoverage coverage: Double) -> TradeOffPoint? {
+        tradeOff?.filter { $0.inScopeCoverage >= coverage }.max { $0.outOfScopeRecall < $1.outOfScopeRecall }
     }
 
     /// Figures per group, in order of first appearance (empty without groups).

@@ -166,7 +166,7 @@ public enum Report {
     /// out-of-scope label).
     static func scopeHTML(_ e: Evaluation) -> String {
         guard let s = e.scopeOutcome, let curve = e.tradeOff else { return "" }
-        var out = "<h2>Out of scope</h2>\n<p>An accepted out-of-scope input counts as an error: the error among accepted above includes them. In scope: <b>\(s.inScopeAccepted) of \(s.inScopeItems)</b> accepted (coverage <b>\(pct(s.inScopeCoverage))</b>). Out of scope: \(s.outOfScopeAccepted) of \(s.outOfScopeItems) accepted as some label (out-of-scope recall <b>\(String(format: "%.3f", s.outOfScopeRecall))</b>).</p>\n"
+        var out = "<h2>Out of scope</h2>\n<p>An accepted out-of-scope input counts as an error: the error among accepted above includes them. In scope: \(s.inScopeItems > 0 ? "<b>\(s.inScopeAccepted) of \(s.inScopeItems)</b> accepted (coverage <b>\(pct(s.inScopeCoverage))</b>)" : "no items"). Out of scope: \(s.outOfScopeItems > 0 ? "\(s.outOfScopeAccepted) of \(s.outOfScopeItems) accepted as some label (out-of-scope recall <b>\(String(format: "%.3f", s.outOfScopeRecall))</b>)" : "no items").</p>\n"
         let groups = e.groupOutcomes
         if !groups.isEmpty {
             out += table(["group", "items", "accepted", "wrong among accepted", "out-of-scope items", "out-of-scope recall"], groups.map { g in
@@ -183,10 +183,16 @@ public enum Report {
                  pct(k.inScopeCoverage), String(format: "%.3f", k.outOfScopeRecall), i == c.chosen ? "chosen" : ""]
             })
         }
+        let points = [0.95, 0.9, 0.85, 0.8, 0.7].compactMap { c in e.outOfScopeRecall(atCoverage: c).map { (c, $0) } }
+        if !points.isEmpty && s.outOfScopeItems > 0 {
+            out += "<h3>The trade-off with one threshold for every label</h3>\n" + table(
+                ["in-scope coverage at least", "threshold", "in-scope coverage", "out-of-scope recall", "error among accepted"],
+                points.map { c, p in [pct(c), String(format: "%.4f", p.threshold), pct(p.inScopeCoverage), String(format: "%.3f", p.outOfScopeRecall), pct(p.acceptedError)] })
+        }
         out += "<div class=charts>" + tradeOffSVG(curve, operating: s) + "</div>\n"
         if let d = e.auditDrift {
             let alerted = d.auditsToAlert.count { $0 != nil }
-            out += "<h3>Audits watching a drift</h3>\n<p>\(d.auditsToAlert.count) simulated runs drawing these items as traffic: the out-of-scope share steps from \(pct(d.before)) to \(pct(d.after)) after \(d.decisionsBefore) decisions; \(pct(d.share)) of accepted decisions are audited and each risk class is checked over its newest \(d.window) audits, alerting when the exact lower bound on the error exceeds the target. The items imply an error among accepted of \(pct(d.errorBefore)) before and \(pct(d.errorAfter)) after. Alerts before the change: \(d.falseAlarms) run(s). After it: \(alerted) of \(d.auditsToAlert.count) runs alerted within \(d.decisionsAfter) decisions, after a median of <b>\(d.quantile(0.5).map(String.init) ?? "—")</b> audits (90th percentile \(d.quantile(0.9).map(String.init) ?? "—")).</p>\n"
+            out += "<h3>Audits watching a drift</h3>\n<p>\(d.auditsToAlert.count) simulated runs drawing these items as traffic: the out-of-scope share steps from \(pct(d.before)) to \(pct(d.after)) after \(d.decisionsBefore) decisions; \(pct(d.share)) of accepted decisions are audited and each risk class is checked after every audit over its newest \(d.window) audits, alerting when the exact lower bound on the error exceeds the target (from \(d.minAudits) audits on). The items imply an error among accepted of \(pct(d.errorBefore)) before and \(pct(d.errorAfter)) after. Alerts before the change: \(d.falseAlarms) run(s). After it: \(alerted) of \(d.auditsToAlert.count) runs alerted within \(d.decisionsAfter) decisions, after a median of <b>\(d.quantile(0.5).map(String.init) ?? "—")</b> audits (90th percentile \(d.quantile(0.9).map(String.init) ?? "—")).</p>\n"
         }
         return out
     }
@@ -201,7 +207,7 @@ public enum Report {
         svg += axes(size: size, pad: pad, xLabel: "in-scope coverage", yLabel: "out-of-scope recall")
         let points = curve.map { String(format: "%.1f,%.1f", x($0.inScopeCoverage), y($0.outOfScopeRecall)) }.joined(separator: " ")
         svg += "<polyline points=\"\(points)\" fill=none stroke=#1f77b4 stroke-width=2 />"
-        for p in curve where Int((p.threshold * 100).rounded()) % 10 == 0 {
+        for p in curve where abs(p.threshold * 10 - (p.threshold * 10).rounded()) < 1e-9 {
             svg += "<circle cx=\(x(p.inScopeCoverage)) cy=\(y(p.outOfScopeRecall)) r=2.5 fill=#1f77b4><title>threshold \(String(format: "%.2f", p.threshold)): coverage \(pct(p.inScopeCoverage)), recall \(String(format: "%.3f", p.outOfScopeRecall)), error among accepted \(pct(p.acceptedError))</title></circle>"
         }
         svg += "<circle cx=\(x(operating.inScopeCoverage)) cy=\(y(operating.outOfScopeRecall)) r=5 fill=#ff7f0e><title>certified: coverage \(pct(operating.inScopeCoverage)), recall \(String(format: "%.3f", operating.outOfScopeRecall))</title></circle>"

@@ -174,6 +174,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Audits per risk class the simulated alert is computed over (the service's audit.window).")
     var auditWindow = 300
 
+    @Option(help: "Fewest audits in the window before the simulated alert may fire (the service's audit.min_audits).")
+    var auditMinAudits = AuditStatus.defaultMinAudits
+
     @Option(help: "Decisions before and after the simulated change.")
     var auditDecisions = "20000,20000"
 
@@ -194,6 +197,7 @@ struct Eval: ParsableCommand {
             }
             guard auditShare > 0 && auditShare <= 1 else { throw ValidationError("--audit-share must be in (0, 1], not \(auditShare)") }
             guard auditWindow >= 10 else { throw ValidationError("--audit-window must be at least 10, not \(auditWindow)") }
+            guard (1...auditWindow).contains(auditMinAudits) else { throw ValidationError("--audit-min-audits must be between 1 and --audit-window (\(auditWindow)), not \(auditMinAudits)") }
             guard decisions.0 >= 0 && decisions.1 > 0 && auditRuns > 0 else { throw ValidationError("--audit-decisions and --audit-runs must be positive") }
         }
         let classifier = try Classifier(spec: spec, adapterPath: adapter, threads: threads)
@@ -210,7 +214,7 @@ struct Eval: ParsableCommand {
                 throw ValidationError("--audit-drift needs items of both kinds in \(data): in-scope ones and ones labelled \(spec.labels[oos].name)")
             }
             evaluation.auditDrift = AuditDriftSimulation(
-                evaluation, before: before, after: after, share: auditShare, window: auditWindow,
+                evaluation, before: before, after: after, share: auditShare, window: auditWindow, minAudits: auditMinAudits,
                 decisionsBefore: decisions.0, decisionsAfter: decisions.1, runs: auditRuns, seed: spec.training.seed)
         }
         for warning in evaluation.warnings { FileHandle.standardError.write(Data("WARNING: \(warning)\n".utf8)) }
@@ -318,7 +322,15 @@ enum Summary {
         Swift.print("accuracy \(pct(e.calibrated.accuracy)), macro-F1 \(String(format: "%.4f", e.calibrated.macroF1)), ECE \(String(format: "%.4f", e.raw.expectedCalibrationError())) → \(String(format: "%.4f", e.calibrated.expectedCalibrationError())) after temperature scaling (T=\(String(format: "%.3f", e.adapter.temperature))), NLL \(String(format: "%.4f", e.calibrated.negativeLogLikelihood))")
         Swift.print("error among accepted \(pct(e.acceptedError))")
         if let s = e.scopeOutcome {
-            Swift.print("in scope: \(s.inScopeAccepted) of \(s.inScopeItems) accepted (coverage \(pct(s.inScopeCoverage))); out of scope: \(s.outOfScopeAccepted) of \(s.outOfScopeItems) accepted as some label (out-of-scope recall \(String(format: "%.3f", s.outOfScopeRecall)))")
+            let inside = s.inScopeItems > 0 ? "\(s.inScopeAccepted) of \(s.inScopeItems) accepted (coverage \(pct(s.inScopeCoverage)))" : "no items"
+            let outside = s.outOfScopeItems > 0 ? "\(s.outOfScopeAccepted) of \(s.outOfScopeItems) accepted as some label (out-of-scope recall \(String(format: "%.3f", s.outOfScopeRecall)))" : "no items"
+            Swift.print("in scope: \(inside); out of scope: \(outside)")
+            if s.inScopeItems > 0 && s.outOfScopeItems > 0 {
+                let points = [0.95, 0.9, 0.85, 0.8, 0.7].compactMap { c in e.outOfScopeRecall(atCoverage: c).map { (c, $0) } }
+                Swift.print("  trade-off, one threshold for every label: " + points.map { c, p in
+                    String(format: "coverage ≥ %.0f%%: recall %.3f (threshold %.3f, error among accepted %.2f%%)", c * 100, p.outOfScopeRecall, p.threshold, p.acceptedError * 100)
+                }.joined(separator: "; "))
+            }
         }
         for g in e.groupOutcomes {
             Swift.print("  group \(g.name): \(g.items) items, accepted \(g.accepted) (\(pct(Double(g.accepted) / Double(max(g.items, 1))))), wrong among accepted \(g.errors)"
@@ -351,7 +363,7 @@ enum Summary {
         }
         if let d = e.auditDrift {
             let alerted = d.auditsToAlert.count { $0 != nil }
-            Swift.print("audit drift simulation (\(d.auditsToAlert.count) runs): out-of-scope share \(pct(d.before)) → \(pct(d.after)) after \(d.decisionsBefore) decisions; \(pct(d.share)) of accepted audited, window \(d.window)")
+            Swift.print("audit drift simulation (\(d.auditsToAlert.count) runs): out-of-scope share \(pct(d.before)) → \(pct(d.after)) after \(d.decisionsBefore) decisions; \(pct(d.share)) of accepted audited, window \(d.window), alerts from \(d.minAudits) audits")
             Swift.print("  error among accepted implied by these items: \(pct(d.errorBefore)) before, \(pct(d.errorAfter)) after; \(String(format: "%.0f", d.auditsBefore)) audits before the change per run, \(d.falseAlarms) run(s) alerted before it")
             Swift.print("  alert within \(d.decisionsAfter) decisions after the change in \(alerted) of \(d.auditsToAlert.count) runs; audits after the change until the alert: median \(d.quantile(0.5).map(String.init) ?? "—"), 90th percentile \(d.quantile(0.9).map(String.init) ?? "—"), max \(d.quantile(1).map(String.init) ?? "—")")
         }

@@ -156,7 +156,7 @@ public struct DriftReport: Codable, Sendable {
         }
         var audits: [AuditStatus] = []
         if let spec {
-            audits = try await auditStatuses(spec: spec, store: store, window: audit.window)
+            audits = try await auditStatuses(spec: spec, store: store, audit: audit)
             for a in audits { if let message = a.alert { alerts.append(Alert(metric: "audit_error", message: message, riskClass: a.riskClass)) } }
         }
         return DriftReport(task: task, window: window, minSamples: drift.minSamples, current: now,
@@ -165,10 +165,11 @@ public struct DriftReport: Codable, Sendable {
     }
 }
 
-/// Per risk class of a classification task, its audits' status over the newest `window` answered audits in `store`.
-func auditStatuses(spec: TaskSpec, store: any DecisionStore, window: Int) async throws -> [AuditStatus] {
-    let rows = try await store.audits(task: spec.name, limit: window * spec.riskClasses.count)
-    return AuditStatus.of(rows.map { AuditStatus.Audit(accepted: $0.accepted, reviewer: $0.reviewer) }, spec: spec, window: window)
+/// Per risk class of a classification task, its audits' status over the newest `audit.window` answered audits in `store`.
+func auditStatuses(spec: TaskSpec, store: any DecisionStore, audit: ServiceConfig.Audit) async throws -> [AuditStatus] {
+    let rows = try await store.audits(task: spec.name, limit: audit.window * spec.riskClasses.count)
+    return AuditStatus.of(rows.map { AuditStatus.Audit(accepted: $0.accepted, reviewer: $0.reviewer) }, spec: spec, window: audit.window,
+                          minAudits: audit.minAudits)
 }
 
 /// Recomputes every task's drift from the store at an interval (so replicas sharing a store agree), publishes it as

@@ -263,7 +263,7 @@ func endpoints(service: CascadeService) -> [Endpoint] {
             var tasks: [TaskAudit] = []
             for (name, spec) in service.classificationSpecs.sorted(by: { $0.key < $1.key }) {
                 tasks.append(TaskAudit(task: name, share: service.config.audit.share, window: service.config.audit.window,
-                                       risk_classes: try await auditStatuses(spec: spec, store: service.store, window: service.config.audit.window)))
+                                       risk_classes: try await auditStatuses(spec: spec, store: service.store, audit: service.config.audit)))
             }
             return try jsonResponse(Audits(tasks: tasks))
         },

@@ -109,6 +109,8 @@ public struct ServiceConfig: Sendable {
         public var share: Double = 0
         /// Newest audits per risk class the realised error and its bounds are computed over.
         public var window = 300
+        /// Fewest audits in the window before it may alert.
+        public var minAudits = AuditStatus.defaultMinAudits
         /// No audits, a window of 300.
         public init() {}
     }
@@ -256,9 +258,13 @@ public struct ServiceConfig: Sendable {
             if let v = l.child("agreement_floor") { c.learning.agreementFloor = try v.double(in: 0...1) }
         }
         if let a = r.child("audit") {
-            try a.only(["share", "window"])
+            try a.only(["share", "window", "min_audits"])
             if let v = a.child("share") { c.audit.share = try v.double(in: 0...1) }
             if let v = a.child("window") { c.audit.window = try v.int(in: 10...1_000_000) }
+            if let v = a.child("min_audits") { c.audit.minAudits = try v.int(in: 1...1_000_000) }
+            if c.audit.minAudits > c.audit.window {
+                throw try a.required("min_audits").error("min_audits (\(c.audit.minAudits)) cannot exceed window (\(c.audit.window)): no alert could ever fire")
+            }
         }
         if let t = r.child("threads") { c.threads = try t.int(in: 1...256) }
         if let v = r.child("review") {

@@ -186,6 +186,10 @@ let scopeSpec = """
         #expect(confirmed.state == .within && confirmed.upperBound <= 0.02 && confirmed.lowerBound == 0)
         let early = AuditStatus(riskClass: standard, wrong: .init(repeating: false, count: 100), outOfScope: 0, delta: 0.05)
         #expect(early.state == .unconfirmed && early.alert == nil)
+        // A wrong first audit or two is not an alert (1 of 1 has a 5% lower bound), until min_audits allows it.
+        let first = AuditStatus(riskClass: standard, wrong: [true, true], outOfScope: 0, delta: 0.05)
+        #expect(first.lowerBound > 0.02 && first.state == .unconfirmed)
+        #expect(AuditStatus(riskClass: standard, wrong: [true, true], outOfScope: 0, delta: 0.05, minAudits: 2).state == .breached)
         // 10 wrong of 100: the lower bound (about 5.5%) is above 2%.
         let breached = AuditStatus(riskClass: standard, wrong: (0..<100).map { $0 < 10 }, outOfScope: 4, delta: 0.05)
         #expect(breached.state == .breached)
@@ -212,12 +216,13 @@ let scopeSpec = """
         audits += (0..<20).map { _ in .init(accepted: "legal", reviewer: "legal") }
         audits += (0..<50).map { _ in .init(accepted: "billing", reviewer: "billing") }
         audits.append(.init(accepted: "a_label_since_removed", reviewer: "billing"))
-        let statuses = AuditStatus.of(audits, spec: spec, window: 40)
+        let statuses = AuditStatus.of(audits, spec: spec, window: 40, minAudits: 10)
         #expect(statuses.map(\.riskClass) == ["standard", "high"], "the out-of-scope class accepts nothing, so it is never audited")
         let standard = statuses[0]
         #expect(standard.audited == 40, "the newest 40 of 58")
         #expect(standard.wrong == 8 && standard.outOfScope == 5)
         #expect(statuses[1].audited == 20 && statuses[1].wrong == 0)
+        #expect(standard.state == .breached, "8 wrong of 40 against a 5% target")
     }
 }
 
@@ -263,10 +268,13 @@ let scopeSpec = """
         #expect(s.inScopeCoverage > 0.5)
         #expect(!e.decisions.contains { $0.label == "out_of_scope" && $0.route == .accept })
         let curve = try #require(e.tradeOff)
-        #expect(curve.count == 101)
+        #expect(curve.count >= 101 && curve.first?.threshold == 0 && curve.last?.threshold == 1)
         for (a, b) in zip(curve, curve.dropFirst()) {
-            #expect(b.inScopeCoverage <= a.inScopeCoverage && b.outOfScopeRecall >= a.outOfScopeRecall)
+            #expect(b.threshold > a.threshold && b.inScopeCoverage <= a.inScopeCoverage && b.outOfScopeRecall >= a.outOfScopeRecall)
         }
+        // The recall at a coverage is the best the curve offers while keeping it.
+        let at = try #require(e.outOfScopeRecall(atCoverage: 0.8))
+        #expect(at.inScopeCoverage >= 0.8 && !curve.contains { $0.inScopeCoverage >= 0.8 && $0.outOfScopeRecall > at.outOfScopeRecall })
         let html = Report.html(e)
         #expect(html.contains("Out of scope") && html.contains("Scope trade-off") && html.contains("How the scope floor was chosen"))
 

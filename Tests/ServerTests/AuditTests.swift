@@ -14,11 +14,12 @@ import Testing
         try "store: sqlite:log.sqlite\naudit: {share: 0.05, window: 200}\n".write(toFile: file, atomically: true, encoding: .utf8)
         let c = try ServiceConfig.load(file, environment: [:], requireSecrets: false)
         #expect(c.audit.share == 0.05 && c.audit.window == 200)
-        for (yaml, words) in [("audit: {share: 1.5}", "share"), ("audit: {every: 10}", "every"), ("audit: {window: 3}", "window")] {
+        for (yaml, words) in [("audit: {share: 1.5}", "share"), ("audit: {every: 10}", "every"), ("audit: {window: 3}", "window"),
+                              ("audit: {window: 100, min_audits: 200}", "cannot exceed window")] {
             try ("store: sqlite:log.sqlite\n" + yaml).write(toFile: file, atomically: true, encoding: .utf8)
             #expect { try ServiceConfig.load(file, environment: [:], requireSecrets: false) } throws: { "\($0)".contains(words) }
         }
-        #expect(ServiceConfig().audit.share == 0, "no audits unless asked for")
+        #expect(ServiceConfig().audit.share == 0 && ServiceConfig().audit.minAudits == 50, "no audits unless asked for")
     }
 
     @Test func acceptedDecisionsAreAuditedAndABreachAlerts() async throws {
@@ -27,6 +28,7 @@ import Testing
         config.escalationDisabled = true
         config.audit.share = 1
         config.audit.window = 50
+        config.audit.minAudits = 1  // a handful of accepted messages is all this test decides
         let settings = config
         try await withServer(config) { http, service in
             // Messages the adapter accepts, found from the data rather than assumed.

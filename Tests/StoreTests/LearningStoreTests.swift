@@ -45,6 +45,28 @@ enum LearningContract {
         let pairs = try await store.teacherReviews(task: task)
         #expect(Set(pairs.map { "\($0.teacher)>\($0.reviewer)" }) == ["b>c", "legal>legal"])
 
+        // Audits: accepted decisions queued at random; only answered ones count, newest first, with the label accepted.
+        var audited: [DecisionRecord] = []
+        for (i, label) in ["a", "b", "a"].enumerated() {
+            var d = decision(task, "audited \(i) ✓", teacher: nil, origin: nil, route: "accepted", tier: "small", at: 60 + Double(i))
+            d.label = label
+            try await store.record(d, review: ReviewItem(decisionId: d.id, task: task, text: d.input!, draftLabel: label, draftFieldsJSON: nil,
+                                                         confidence: 0.99, reason: auditReason, detail: "audit", createdAt: d.createdAt))
+            audited.append(d)
+        }
+        #expect(try await store.audits(task: task, limit: 10).isEmpty, "nothing answered yet")
+        for (i, answer) in ["a", "out_of_scope"].enumerated() {
+            let item = try #require(try await store.claim(reviewer: "ana", task: task, now: Date(timeIntervalSince1970: 200 + Double(i)), lease: 60))
+            #expect(item.reason == auditReason)
+            _ = try await store.resolve(decisionId: item.decisionId, reviewer: "ana", label: answer, fieldsJSON: nil, outcome: "x",
+                                        now: Date(timeIntervalSince1970: 200 + Double(i)))
+        }
+        let audits = try await store.audits(task: task, limit: 10)
+        #expect(audits.map { "\($0.accepted)>\($0.reviewer)" } == ["b>out_of_scope", "a>a"])
+        #expect(try await store.audits(task: task, limit: 1).count == 1)
+        #expect(try await store.recentResolved(task: task, limit: 10).allSatisfy { $0.reason != auditReason }, "audits are not drift's corrections")
+        #expect(try await store.audits(task: task + "-other", limit: 10).isEmpty)
+
         // Adapter versions.
         func version(_ v: String, at t: Double) -> AdapterVersion {
             AdapterVersion(task: task, version: v, createdAt: Date(timeIntervalSince1970: t), status: .candidate, source: "retrain", body: "{\"v\":\"\(v)\"}",
