@@ -32,6 +32,11 @@ public struct GuaranteeStudy: Sendable {
 
     /// The risk classes, in order.
     public var riskClasses: [RiskClass]
+    /// The out-of-scope label's risk class, which never accepts (nil: the task declares none).
+    public var outOfScopeClass: String?
+
+    /// The classes that can accept, by index into `riskClasses`.
+    public var acceptingClasses: [Int] { riskClasses.indices.filter { riskClasses[$0].name != outOfScopeClass } }
     /// Items calibrated on in each split.
     public var calibrationSize: Int
     /// Items tested on in each split.
@@ -54,6 +59,7 @@ public struct GuaranteeStudy: Sendable {
     ) {
         let k = spec.labels.count, n = labels.count
         riskClasses = spec.riskClasses
+        outOfScopeClass = spec.outOfScope?.label
         self.calibrationSize = calibrationSize
         testSize = n - calibrationSize
         func run(_ spec: TaskSpec, calibrationFraction: Double, seed: UInt64) -> (Split, accepted: Int, errors: Int) {

@@ -99,9 +99,9 @@ public enum Report {
     }
 
     static func studyHTML(_ s: GuaranteeStudy) -> String {
-        var out = "<h2>The guarantee on fresh data</h2>\n<p>The head is kept; the \(s.calibrationSize + s.testSize) items it never saw are split \(s.splits.count) times at random into \(s.calibrationSize) for calibration and \(s.testSize) for testing. Each time the temperature and thresholds are refitted and the accepted set is checked.</p>\n"
+        var out = "<h2>The guarantee on fresh data</h2>\n<p>The head is kept; the \(s.calibrationSize + s.testSize) items it never saw are split \(s.splits.count) times at random into \(s.calibrationSize) for calibration and \(s.testSize) for testing. Each time the temperature and thresholds are refitted and the accepted set is checked.\(s.outOfScopeClass == nil ? "" : " With out-of-scope items the refit here is the plain certificate at the full δ: no grid of scope floors, no calibration share or held-out kinds; its figures describe the head, not the adapter's own certificate.")</p>\n"
         out += table(["risk class", "target", "splits within target", "coverage min / median / max", "realised error min / median / max"],
-            s.riskClasses.indices.map { c in
+            s.acceptingClasses.map { c in
                 let coverage = s.splits.map { $0.coverage[c] }.sorted(), error = s.splits.map { $0.realisedError[c] }.sorted()
                 return [s.riskClasses[c].name, pct(s.riskClasses[c].targetError), "\(s.withinTarget(c)) of \(s.splits.count)",
                         "\(pct(coverage.first ?? 0)) / \(pct(median(coverage))) / \(pct(coverage.last ?? 0))",
@@ -176,6 +176,7 @@ public enum Report {
             })
         }
         if let c = e.adapter.outOfScope {
+            if c.outOfScopeItems == 0 { out += "<p class=warn>Calibration held no out-of-scope items: the certificate does not count out-of-scope traffic.</p>\n" }
             out += "<h3>How the scope floor was chosen</h3>\n<p>Calibration held \(c.inScopeItems) in-scope and \(c.outOfScopeItems) out-of-scope items (\(c.expectedShare.map { "subsampled to the configured expected share \(pct($0))" } ?? "the data's own share, \(pct(Double(c.outOfScopeItems) / Double(max(c.inScopeItems + c.outOfScopeItems, 1))))")). \(c.kindsHeldOut.map { k in "Each out-of-scope calibration item was scored by a head fitted without its kind (\(k) kinds held out in \(c.kindFolds ?? 0) folds), so the certificate treats them as kinds never seen. " } ?? "Out-of-scope calibration items were scored by the served head, which was fitted on other items of the same kinds: the certificate covers those kinds, not kinds the training data lacks. ")Each candidate floor was certified at δ = \(String(format: "%.4f", c.deltaPerCandidate)) (Bonferroni over \(c.candidates.count)), and the one accepting the most in-scope calibration items was kept.</p>\n"
             out += table(["floor quantile", "similarity floor", "in-scope accepted", "out-of-scope accepted", "wrong", "in-scope coverage", "out-of-scope recall", ""],
                          c.candidates.enumerated().map { i, k in

@@ -44,11 +44,16 @@ public struct LabelledItem: Sendable, Equatable {
     public var source: LabelSource
     /// When (the seed file's labels count as oldest).
     public var time: Date
+    /// An out-of-scope item's kind, when known (a seed file's `out_of_scope.kind_column`).
+    public var kind: String? = nil
 
     /// An item from its parts.
-    public init(text: String, label: String, source: LabelSource, time: Date) {
-        self.text = text; self.label = label; self.source = source; self.time = time
+    public init(text: String, label: String, source: LabelSource, time: Date, kind: String? = nil) {
+        self.text = text; self.label = label; self.source = source; self.time = time; self.kind = kind
     }
+
+    /// The kind an out-of-scope label from the log is held out as (it has none of its own).
+    public static let logKind = "(labelled in the log)"
 }
 
 /// The training set a retrain builds from the log, one label per distinct text.
@@ -348,7 +353,10 @@ public struct Retraining {
         var trainer = Trainer(spec: spec, extractor: extractor)
         trainer.verbose = verbose
         let digest = Digest.of(set.items.map { "\($0.label)\u{0}\($0.text)" }.joined(separator: "\u{1}"))
-        var candidate = try trainer.train(features: features, texts: texts, labels: labels, dataDigest: digest, split: (fit, calibration)).adapter
+        // With a kind column, out-of-scope labels keep their seed file's kinds; those from the log are one kind more.
+        let kinds = spec.outOfScope?.kindColumn == nil ? nil : train.map { set.items[$0].kind ?? LabelledItem.logKind }
+        var candidate = try trainer.train(features: features, texts: texts, labels: labels, dataDigest: digest, split: (fit, calibration),
+                                          kinds: kinds).adapter
         candidate.dataFile = nil
 
         var holdout = set.items.indices.filter { parts[$0] == .holdout }
@@ -410,7 +418,7 @@ extension Report {
             return [name, pct(r), a?.recall[name].map(pct) ?? "—", "\(o.calibrationPerLabel[i])"]
         })
         body += "<h2>Training set</h2>\n<p>One label per distinct text: a person's label beats a teacher's, and among labels of the same kind the newest wins. \(o.set.conflicts) texts had conflicting labels (\(o.set.humanOverTeacher) settled for a person against a teacher).\(o.set.unknownLabels.isEmpty ? "" : " Left out, labels that are not the task's: " + o.set.unknownLabels.map { "\($0.key) (\($0.value))" }.sorted().joined(separator: ", ") + ".")</p>\n"
-        body += table(["part", "seed", "reviewed", "checked", "teacher"], RetrainPart.allCases.map { p in
+        body += table(["part"] + LabelSource.allCases.map(\.rawValue), RetrainPart.allCases.map { p in
             [p.rawValue] + LabelSource.allCases.map { "\(o.composition[p]?[$0] ?? 0)" }
         })
         return page(title: "\(spec.name) — promotion report", body: body)

@@ -252,6 +252,9 @@ extension TaskSpec {
 
         var outOfScope: OutOfScope?
         if let o = r.child("out_of_scope") {
+            if let q = r.child("out_of_scope_quantile") {
+                throw q.error("with out_of_scope declared, the scope floor is chosen with the thresholds: set out_of_scope.floor_quantiles instead")
+            }
             try o.only(["label", "description", "expected_share", "route", "floor_quantiles", "kind_column", "kind_folds"])
             let label = try o.child("label")?.string() ?? "out_of_scope"
             if labels.contains(where: { $0.name == label }) {

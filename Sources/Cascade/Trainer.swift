@@ -29,9 +29,8 @@ public struct LabelledData: Sendable {
         for column in [spec.textColumn, spec.labelColumn] where !table.header.contains(column) {
             throw DataError(file: path, message: "no column '\(column)' (the file has: \(table.header.joined(separator: ", "))); set data.text_column / data.label_column in \(spec.file)")
         }
-        for column in [groupColumn, kindColumn].compactMap({ $0 }) where !table.header.contains(column) {
-            throw DataError(file: path, message: "no column '\(column)' (the file has: \(table.header.joined(separator: ", ")))"
-                            + (column == kindColumn ? "; out_of_scope.kind_column in \(spec.file) names it" : ""))
+        if let groupColumn, !table.header.contains(groupColumn) {
+            throw DataError(file: path, message: "no column '\(groupColumn)' (the file has: \(table.header.joined(separator: ", ")))")
         }
         let names = try table.column(spec.labelColumn)
         var unknown = [(label: String, rows: [Int])]()
@@ -46,7 +45,9 @@ public struct LabelledData: Sendable {
             throw DataError(file: path, message: "labels that are not the task's: \(list.joined(separator: ", ")); fix the rows, add the labels to \(spec.file), or pass --skip-unknown-labels to leave those rows out")
         }
         let texts = try table.column(spec.textColumn)
-        let groupValues = try groupColumn.map { try table.column($0) }, kindValues = try kindColumn.map { try table.column($0) }
+        // Kinds are read when the file has the column; training requires them (`Trainer.train`), other uses do not.
+        let groupValues = try groupColumn.map { try table.column($0) }
+        let kindValues = try kindColumn.flatMap { table.header.contains($0) ? try table.column($0) : nil }
         var kept = [String](), labels = [Int](), groups = [String](), kinds = [String]()
         for (row, name) in names.enumerated() {
             guard let label = spec.labelIndex(name) else { continue }
@@ -57,20 +58,14 @@ public struct LabelledData: Sendable {
             kept.append(text)
             labels.append(label)
             if let groupValues { groups.append(groupValues[row]) }
-            if let kindValues {
-                let isOutside = label == spec.outOfScopeIndex
-                if isOutside && kindValues[row].trimmingCharacters(in: .whitespaces).isEmpty {
-                    throw DataError(file: path, message: "row \(row + 2): an out-of-scope row with no kind in column '\(kindColumn!)'")
-                }
-                kinds.append(isOutside ? kindValues[row] : "")
-            }
+            if let kindValues { kinds.append(label == spec.outOfScopeIndex ? kindValues[row].trimmingCharacters(in: .whitespaces) : "") }
         }
         if labels.isEmpty {
             throw DataError(file: path, message: unknown.isEmpty ? "no rows" : "no rows with one of the task's labels")
         }
         return LabelledData(file: path, digest: try Digest.of(file: path), texts: kept, labels: labels,
                             skipped: Dictionary(uniqueKeysWithValues: unknown.map { ($0.label, $0.rows.count) }),
-                            groups: groupColumn == nil ? nil : groups, kinds: kindColumn == nil ? nil : kinds)
+                            groups: groupColumn == nil ? nil : groups, kinds: kindValues == nil ? nil : kinds)
     }
 
     /// The rows left out, in words (nil when none were): "left out 3 rows with labels that are not the task's: 'x' (2), 'y' (1)".
@@ -125,7 +120,8 @@ public enum Certifier {
             let riskClass = spec.riskClasses[c], target = riskClass.missTarget!
             let members = (0..<items.count).filter { classOf[items.labels[$0]] == c }
             let masses = members.map { mass($0, c) }
-            let lowRiskPrediction = members.map { !highRisk.contains(classOf[items.top($0).label]) }
+            // A prediction of the out-of-scope label is never accepted, so it is no miss.
+            let lowRiskPrediction = members.map { !highRisk.contains(classOf[items.top($0).label]) && items.top($0).label != spec.outOfScopeIndex }
             let grid = massGrid.filter { $0 <= riskClass.maxMass }
             let found = RiskControl.largestBound(grid: grid, trials: members.count, target: target, delta: delta) { bound in
                 zip(masses, lowRiskPrediction).filter { $0.1 && $0.0 < bound }.count
@@ -326,10 +322,35 @@ public struct Trainer {
                       split: (fit: [Int], calibration: [Int])? = nil, kinds: [String]? = nil) throws -> Outcome {
         let k = spec.labels.count
         var (fit, calibration) = split ?? Splits.stratified(labels, fraction: spec.training.calibrationFraction, seed: spec.training.seed)
-        if let oos = spec.outOfScopeIndex, let share = spec.outOfScope?.expectedShare {
-            calibration = Certifier.matchShare(calibration, isOutOfScope: { labels[$0] == oos }, share: share, seed: spec.training.seed)
+        var appliedShare: Double?
+        if let oos = spec.outOfScopeIndex {
+            let outside = calibration.count { labels[$0] == oos }
+            if outside == 0 {
+                log("WARNING: no out-of-scope items in calibration: the certificate counts no out-of-scope traffic; add rows labelled \(spec.labels[oos].name)")
+            } else if let share = spec.outOfScope?.expectedShare, outside < calibration.count {
+                let matched = Certifier.matchShare(calibration, isOutOfScope: { labels[$0] == oos }, share: share, seed: spec.training.seed)
+                // What the match leaves out goes to fitting rather than to waste.
+                let kept = Set(matched)
+                fit = (fit + calibration.filter { !kept.contains($0) }).sorted()
+                let inside = matched.count { labels[$0] != oos }
+                log("calibration matched to the expected out-of-scope share \(percent(share)): \(inside) in-scope and \(matched.count - inside) out-of-scope items (\(calibration.count - matched.count) returned to fitting)")
+                if inside * 2 < calibration.count - outside {
+                    log("WARNING: only \(outside) out-of-scope calibration items at an expected share of \(percent(share)) leave \(inside) of \(calibration.count - outside) in-scope ones: add out-of-scope examples")
+                }
+                calibration = matched
+                appliedShare = share
+            }
         }
         precondition(Set(fit).isDisjoint(with: calibration), "fit and calibration items overlap")
+        if let column = spec.outOfScope?.kindColumn, let oos = spec.outOfScopeIndex, calibration.contains(where: { labels[$0] == oos }) {
+            guard let kinds else {
+                throw DataError(file: dataFile ?? spec.file, message: "no column '\(column)' for the out-of-scope rows' kinds (out_of_scope.kind_column in \(spec.file))")
+            }
+            let unnamed = (fit + calibration).count { labels[$0] == oos && kinds[$0].isEmpty }
+            guard unnamed == 0 else {
+                throw DataError(file: dataFile ?? spec.file, message: "\(unnamed) out-of-scope rows have no kind in column '\(column)' (out_of_scope.kind_column in \(spec.file))")
+            }
+        }
         guard Set(fit.map { labels[$0] }).count >= 2 else {
             throw DataError(file: spec.file, message: "training needs examples of at least two labels")
         }
@@ -353,10 +374,14 @@ public struct Trainer {
 
         let logits = head.logits(features.subset(calibration), sparse: sparse?.subset(calibration), threads: threads)
         var unseenKinds: (logits: [Float], kinds: Int, folds: Int)?
-        if let kinds, let oos = spec.outOfScopeIndex, let folds = spec.outOfScope?.kindColumn.map({ _ in spec.outOfScope!.kindFolds }) {
+        if spec.outOfScope?.kindColumn != nil, let kinds, let oos = spec.outOfScopeIndex, calibration.contains(where: { labels[$0] == oos }) {
+            let folds = spec.outOfScope!.kindFolds
             // Each out-of-scope calibration item scored by a head that never saw its kind.
             let calibrationKinds = Array(Set(calibration.filter { labels[$0] == oos }.map { kinds[$0] })).sorted()
             let foldCount = min(folds, calibrationKinds.count)
+            if calibrationKinds.count == 1 {
+                log("WARNING: one out-of-scope kind in calibration (\(calibrationKinds[0])): its fold is fitted without any out-of-scope rows")
+            }
             var replaced = logits
             for f in 0..<foldCount {
                 let held = Set(calibrationKinds.enumerated().filter { $0.offset % foldCount == f }.map(\.element))
@@ -393,6 +418,7 @@ public struct Trainer {
             let chosen = joint.candidates[joint.chosen]
             scope = Adapter.Scope(centroids: centroids, floor: chosen.floor, quantile: chosen.quantile)
             (thresholds, massBounds) = (jointThresholds, jointBounds)
+            joint.expectedShare = appliedShare
             joint.kindsHeldOut = unseenKinds?.kinds
             joint.kindFolds = unseenKinds?.folds
             scopeCertificate = joint

@@ -348,7 +348,8 @@ enum Summary {
             Swift.print(String(format: "decision latency over %d single requests: p50 %.2f ms, p99 %.2f ms (backbone p50 %.2f ms)", l.samples, l.p50, l.p99, l.backboneP50))
         }
         if let s = e.study {
-            for (c, riskClass) in s.riskClasses.enumerated() {
+            for c in s.acceptingClasses {
+                let riskClass = s.riskClasses[c]
                 let coverage = s.splits.map { $0.coverage[c] }.sorted(), error = s.splits.map { $0.realisedError[c] }.sorted()
                 guard let low = coverage.first, let high = coverage.last else { continue }
                 if high == 0 {

@@ -78,9 +78,15 @@ struct DriftCommand: AsyncParsableCommand {
         let served = try settings.tasks.map { try YAMLReader.load($0.path).required("name").string() }
         // Classification specs, for the audits' risk classes (an extraction task names a schema).
         var specs: [String: TaskSpec] = [:]
+        var unaudited: [String: String] = [:]
         for entry in settings.tasks where try YAMLReader.load(entry.path).child("schema") == nil {
-            let spec = try TaskSpec.load(entry.path)
-            specs[spec.name] = spec
+            // A spec that cannot load here (a model missing on this host) costs its audit figures only, and says so.
+            do {
+                let spec = try TaskSpec.load(entry.path)
+                specs[spec.name] = spec
+            } catch {
+                unaudited[try YAMLReader.load(entry.path).required("name").string()] = "\(error)"
+            }
         }
         if let task, !served.contains(task) {
             throw ValidationError("no task '\(task)' in \(config); its tasks: \(served.joined(separator: ", "))")
@@ -97,6 +103,7 @@ struct DriftCommand: AsyncParsableCommand {
         var alerts = 0
         for name in names {
             let report = try await DriftReport.measure(task: name, store: store, drift: settings.drift, spec: specs[name], audit: settings.audit)
+            if let why = unaudited[name] { FileHandle.standardError.write(Data("\(name): audits not shown: the task spec does not load here: \(why)\n".utf8)) }
             alerts += report.alerts.count
             if json {
                 let encoder = JSONEncoder()
@@ -120,7 +127,7 @@ struct DriftCommand: AsyncParsableCommand {
                       + num(w.meanConfidence) + "     " + pct(w.lowConfidenceShare) + "  " + bars(w.confidenceHistogram))
             }
             if !report.audit.isEmpty {
-                print("audits of accepted decisions (newest \(settings.audit.window) per risk class; share \(settings.audit.share)):")
+                print("audits of accepted decisions (newest \(settings.audit.window) per risk class, alerts from \(settings.audit.minAudits); share \(settings.audit.share); adapter version \(report.auditAdapterVersion.map { String($0.prefix(12)) } ?? "any")):")
                 print("risk class        audited  wrong (out of scope)  realised error  bounds at confidence      target  state")
                 for a in report.audit {
                     print(a.riskClass.padding(toLength: 16, withPad: " ", startingAt: 0) + " " + String(format: "%8d  %5d (%d)", a.audited, a.wrong, a.outOfScope)

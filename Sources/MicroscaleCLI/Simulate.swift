@@ -138,7 +138,7 @@ struct Simulate: AsyncParsableCommand {
         trainer.verbose = false
         trainer.threads = threads
         var initial = try trainer.train(features: try cache.features(seedData.texts), texts: seedData.texts, labels: seedData.labels,
-                                        dataDigest: seedData.digest, dataFile: seedFile).adapter
+                                        dataDigest: seedData.digest, dataFile: seedFile, kinds: seedData.kinds).adapter
         initial.dataFile = seedFile
         let adapterFile = absolute + "/initial.adapter.json"
         try initial.write(to: adapterFile)
@@ -239,7 +239,9 @@ struct Simulate: AsyncParsableCommand {
                 let score = HoldoutScore(evaluation)
                 // Retrain and promote.
                 let result = try await LogRetrain(spec: spec, store: store, retraining: retraining).run(seed: seedData, report: absolute + "/round\(round).promotion.html")
-                let human = result.outcome.composition.values.reduce(0) { $0 + ($1[.seed] ?? 0) + ($1[.reviewed] ?? 0) + ($1[.checked] ?? 0) }
+                let human = result.outcome.composition.values.reduce(0) { total, part in
+                    total + LabelSource.allCases.filter(\.isHuman).reduce(0) { n, source in n + (part[source] ?? 0) }
+                }
                 let teacherCount = result.outcome.composition.values.reduce(0) { $0 + ($1[.teacher] ?? 0) }
                 let servedThisRound = served
                 if result.outcome.gate.passed {

@@ -293,7 +293,7 @@ public final class CascadeService: Sendable {
         Counter(label: "microscale_audits_queued_total", dimensions: [("task", r.task)]).increment()
         return ReviewItem(decisionId: r.id, task: r.task, text: text, draftLabel: label, draftFieldsJSON: nil, confidence: r.confidence,
                           reason: auditReason,
-                          detail: "audit: accepted as \(label) (confidence \(String(format: "%.3f", r.confidence ?? 0))); a random \(String(format: "%g", share * 100))% of accepted decisions is checked",
+                          detail: "audit: a random \(String(format: "%g", share * 100))% of accepted decisions is checked; choose the right label without looking at the model's",
                           createdAt: Date())
     }
 

@@ -83,9 +83,12 @@ public struct DriftReport: Codable, Sendable {
     /// Per risk class, the audited error of accepted decisions over the newest `audit.window` audits (empty for an
     /// extraction task, or with no spec at hand).
     public var audit: [AuditStatus] = []
+    /// The adapter version whose accepted decisions the audits are of (nil: any).
+    public var auditAdapterVersion: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case task, window, current, previous, alerts, withheld, audit
+        case auditAdapterVersion = "audit_adapter_version"
         case minSamples = "min_samples"
     }
 
@@ -154,22 +157,29 @@ public struct DriftReport: Codable, Sendable {
         } else {
             withhold("correction_rate", drift.correctionRate, have: now.resolved, of: "resolved reviews")
         }
-        var audits: [AuditStatus] = []
+        var audits: [AuditStatus] = [], auditVersion: String?
         if let spec {
-            audits = try await auditStatuses(spec: spec, store: store, audit: audit)
+            (audits, auditVersion) = try await auditStatuses(spec: spec, store: store, audit: audit)
             for a in audits { if let message = a.alert { alerts.append(Alert(metric: "audit_error", message: message, riskClass: a.riskClass)) } }
         }
         return DriftReport(task: task, window: window, minSamples: drift.minSamples, current: now,
                            previous: older.isEmpty ? nil : DriftWindow(decisions: older, resolved: olderResolved), alerts: alerts,
-                           withheld: withheld, audit: audits)
+                           withheld: withheld, audit: audits, auditAdapterVersion: auditVersion)
     }
 }
 
-/// Per risk class of a classification task, its audits' status over the newest `audit.window` answered audits in `store`.
-func auditStatuses(spec: TaskSpec, store: any DecisionStore, audit: ServiceConfig.Audit) async throws -> [AuditStatus] {
-    let rows = try await store.audits(task: spec.name, limit: audit.window * spec.riskClasses.count)
-    return AuditStatus.of(rows.map { AuditStatus.Audit(accepted: $0.accepted, reviewer: $0.reviewer) }, spec: spec, window: audit.window,
-                          minAudits: audit.minAudits)
+/// Per risk class of a classification task, its audits' status over the newest `audit.window` answered audits of the
+/// class in `store`, of decisions made by the active adapter version (the store's; any version when it names none, and
+/// a promotion starts the windows afresh). Returns the version too.
+func auditStatuses(spec: TaskSpec, store: any DecisionStore, audit: ServiceConfig.Audit) async throws -> (statuses: [AuditStatus], adapterVersion: String?) {
+    let active = try await store.adapterVersions(task: spec.name).first { $0.status == .active }?.version
+    var rows: [AuditStatus.Audit] = []
+    for riskClass in spec.riskClasses where riskClass.name != spec.outOfScope?.label {
+        let labels = spec.labels.filter { $0.risk == riskClass.name }.map(\.name)
+        rows += try await store.audits(task: spec.name, labels: labels, adapterVersion: active, limit: audit.window)
+            .map { AuditStatus.Audit(accepted: $0.accepted, reviewer: $0.reviewer) }
+    }
+    return (AuditStatus.of(rows, spec: spec, window: audit.window, minAudits: audit.minAudits), active)
 }
 
 /// Recomputes every task's drift from the store at an interval (so replicas sharing a store agree), publishes it as

@@ -260,8 +260,9 @@ public struct LogRetrain {
     public func run(seed: LabelledData?, report: String?) async throws -> Result {
         var items: [LabelledItem] = []
         if let seed {
-            for (text, label) in zip(seed.texts, seed.labels) {
-                items.append(LabelledItem(text: text, label: spec.labels[label].name, source: .seed, time: .distantPast))
+            for (i, (text, label)) in zip(seed.texts, seed.labels).enumerated() {
+                let kind = seed.kinds.map { $0[i] }.flatMap { $0.isEmpty ? nil : $0 }
+                items.append(LabelledItem(text: text, label: spec.labels[label].name, source: .seed, time: .distantPast, kind: kind))
             }
         }
         for (e, reason) in try await store.reviewedExamples(task: spec.name) {

@@ -258,12 +258,15 @@ func endpoints(service: CascadeService) -> [Endpoint] {
             return try jsonResponse(Tasks(tasks: service.taskNames.compactMap { service.tasks[$0]?.listing }))
         },
         Endpoint(method: .get, path: "/v1/audit", access: .reviewer) { _, _ in
-            struct TaskAudit: Encodable { var task: String, share: Double, window: Int, risk_classes: [AuditStatus] }
+            struct TaskAudit: Encodable {
+                var task: String, share: Double, window: Int, min_audits: Int, adapter_version: String?, risk_classes: [AuditStatus]
+            }
             struct Audits: Encodable { var tasks: [TaskAudit] }
             var tasks: [TaskAudit] = []
             for (name, spec) in service.classificationSpecs.sorted(by: { $0.key < $1.key }) {
+                let (statuses, version) = try await auditStatuses(spec: spec, store: service.store, audit: service.config.audit)
                 tasks.append(TaskAudit(task: name, share: service.config.audit.share, window: service.config.audit.window,
-                                       risk_classes: try await auditStatuses(spec: spec, store: service.store, audit: service.config.audit)))
+                                       min_audits: service.config.audit.minAudits, adapter_version: version, risk_classes: statuses))
             }
             return try jsonResponse(Audits(tasks: tasks))
         },

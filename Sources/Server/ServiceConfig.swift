@@ -261,9 +261,13 @@ public struct ServiceConfig: Sendable {
             try a.only(["share", "window", "min_audits"])
             if let v = a.child("share") { c.audit.share = try v.double(in: 0...1) }
             if let v = a.child("window") { c.audit.window = try v.int(in: 10...1_000_000) }
-            if let v = a.child("min_audits") { c.audit.minAudits = try v.int(in: 1...1_000_000) }
-            if c.audit.minAudits > c.audit.window {
-                throw try a.required("min_audits").error("min_audits (\(c.audit.minAudits)) cannot exceed window (\(c.audit.window)): no alert could ever fire")
+            if let v = a.child("min_audits") {
+                c.audit.minAudits = try v.int(in: 1...1_000_000)
+                if c.audit.minAudits > c.audit.window {
+                    throw v.error("min_audits (\(c.audit.minAudits)) cannot exceed window (\(c.audit.window)): no alert could ever fire")
+                }
+            } else {
+                c.audit.minAudits = min(c.audit.minAudits, c.audit.window)
             }
         }
         if let t = r.child("threads") { c.threads = try t.int(in: 1...256) }

@@ -109,13 +109,20 @@ public let teacherSampleReason = "teacher_sample"
 public let auditReason = "audit"
 
 extension DecisionStore {
-    /// The newest `limit` answered audits of a task, newest first: the label accepted and the reviewer's.
-    public func audits(task: String, limit: Int) async throws -> [(accepted: String, reviewer: String)] {
-        try await transact([StoreStatement("""
+    /// The newest `limit` answered audits of a task, newest first: the label accepted and the reviewer's; only of
+    /// decisions accepted as one of `labels` (nil: any) by `adapterVersion` (nil: any).
+    public func audits(task: String, labels: [String]? = nil, adapterVersion: String? = nil, limit: Int) async throws
+        -> [(accepted: String, reviewer: String)]
+    {
+        if let labels, labels.isEmpty { return [] }
+        let inList = (labels ?? []).indices.map { "$\($0 + 5)" }.joined(separator: ", ")
+        return try await transact([StoreStatement("""
             SELECT d.label, r.resolved_label FROM reviews r JOIN decisions d ON d.id = r.decision_id
             WHERE r.task = $1 AND r.reason = $2 AND r.status = 'resolved' AND d.label IS NOT NULL AND r.resolved_label IS NOT NULL
-            ORDER BY r.resolved_at DESC, r.decision_id LIMIT $3
-            """, [.text(task), .text(auditReason), .int(limit)])])[0].map { (try $0.required("label"), try $0.required("resolved_label")) }
+            AND (CAST($3 AS TEXT) IS NULL OR d.adapter_version = CAST($3 AS TEXT))\(labels == nil ? "" : " AND d.label IN (\(inList))")
+            ORDER BY r.resolved_at DESC, r.decision_id LIMIT $4
+            """, [.text(task), .text(auditReason), adapterVersion.map(StoreValue.text) ?? .null, .int(limit)] + (labels ?? []).map(StoreValue.text))])[0]
+            .map { (try $0.required("label"), try $0.required("resolved_label")) }
     }
 
     /// SHA-256 of every input `microscale distill` has a teacher's answer for, for task `task`.

@@ -52,6 +52,7 @@ let scopeSpec = """
             (baseSpec + "\nout_of_scope: {expected_share: 0.95}", "expected_share"),
             (baseSpec + "\nout_of_scope: {share: 0.1}", "share"),
             (baseSpec + "\nout_of_scope: {floor_quantiles: []}", "1 to 10"),
+            (baseSpec.replacingOccurrences(of: "out_of_scope_below: 0.4", with: "out_of_scope_quantile: 0.02") + "\nout_of_scope: {label: x}", "floor_quantiles"),
         ] {
             #expect { try loadSpec(yaml) } throws: { "\($0)".contains(words) }
         }
@@ -59,17 +60,19 @@ let scopeSpec = """
 }
 
 @Suite struct OutOfScopeDataTests {
-    @Test func theKindColumnIsReadForOutOfScopeRowsAndCheckedByName() throws {
+    @Test func theKindColumnIsReadWhenPresentAndOnlyTrainingNeedsIt() throws {
         let spec = try loadSpec(scopeSpec + "\n  kind_column: source")
         #expect(spec.outOfScope?.kindColumn == "source")
         let file = URL(fileURLWithPath: spec.file).deletingLastPathComponent().path + "/data.csv"
         try "text,label,source\nmy invoice,billing,x\nweather?,none_of_these,snips\nhi,none_of_these,sms\n".write(toFile: file, atomically: true, encoding: .utf8)
         let data = try LabelledData.load(file, spec: spec)
         #expect(data.kinds == ["", "snips", "sms"], "in-scope rows have no kind")
+        // A file to evaluate on need not have the column, nor name every kind: training checks (Trainer.train).
         try "text,label,source\nmy invoice,billing,x\nweather?,none_of_these, \n".write(toFile: file, atomically: true, encoding: .utf8)
-        #expect { try LabelledData.load(file, spec: spec) } throws: { "\($0)".contains("row 3") && "\($0)".contains("no kind") }
+        #expect(try LabelledData.load(file, spec: spec).kinds == ["", ""])
         try "text,label\nmy invoice,billing\n".write(toFile: file, atomically: true, encoding: .utf8)
-        #expect { try LabelledData.load(file, spec: spec) } throws: { "\($0)".contains("no column 'source'") && "\($0)".contains("kind_column") }
+        #expect(try LabelledData.load(file, spec: spec).kinds == nil)
+        #expect { try LabelledData.load(file, spec: spec, groupColumn: "kind") } throws: { "\($0)".contains("no column 'kind'") }
         // A group column for evaluation is read alike.
         try "text,label,kind,source\nmy invoice,billing,in,x\n".write(toFile: file, atomically: true, encoding: .utf8)
         #expect(try LabelledData.load(file, spec: spec, groupColumn: "kind").groups == ["in"])
@@ -312,5 +315,11 @@ let scopeSpec = """
         let unseenKinds = try #require(try kindTrial.run(data: kinded, writeAdapter: false).classifier.adapter.outOfScope)
         #expect(unseenKinds.kindsHeldOut == 2 && unseenKinds.kindFolds == 2)
         #expect(certificate.kindsHeldOut == nil)
+        // Training needs the kinds the spec names.
+        var missing = kinded
+        missing.kinds = nil
+        #expect { try kindTrial.run(data: missing, writeAdapter: false) } throws: { "\($0)".contains("no column 'source'") }
+        missing.kinds = kinded.kinds!.map { _ in "" }
+        #expect { try kindTrial.run(data: missing, writeAdapter: false) } throws: { "\($0)".contains("have no kind") }
     }
 }

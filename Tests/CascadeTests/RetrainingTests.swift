@@ -34,8 +34,8 @@ import Testing
     }
 
     @Test func onlyUnchosenPeoplesLabelsCalibrate() {
-        #expect(LabelSource.allCases.filter(\.calibrates) == [.seed, .reviewed])
-        #expect(LabelSource.allCases.filter(\.isHuman) == [.seed, .reviewed, .checked])
+        #expect(LabelSource.allCases.filter(\.calibrates) == [.seed, .reviewed, .audited])
+        #expect(LabelSource.allCases.filter(\.isHuman) == [.seed, .reviewed, .checked, .audited])
     }
 
     @Test func partsAreStableAndTeachersOnlyFit() {

@@ -64,6 +64,12 @@ enum LearningContract {
         let audits = try await store.audits(task: task, limit: 10)
         #expect(audits.map { "\($0.accepted)>\($0.reviewer)" } == ["b>out_of_scope", "a>a"])
         #expect(try await store.audits(task: task, limit: 1).count == 1)
+        // Per risk class (the labels of one class) and per adapter version.
+        #expect(try await store.audits(task: task, labels: ["b"], limit: 10).map(\.accepted) == ["b"])
+        #expect(try await store.audits(task: task, labels: ["a", "zz"], limit: 10).map(\.accepted) == ["a"])
+        #expect(try await store.audits(task: task, labels: [], limit: 10).isEmpty)
+        #expect(try await store.audits(task: task, adapterVersion: "v", limit: 10).count == 2)
+        #expect(try await store.audits(task: task, adapterVersion: "w", limit: 10).isEmpty)
         #expect(try await store.recentResolved(task: task, limit: 10).allSatisfy { $0.reason != auditReason }, "audits are not drift's corrections")
         #expect(try await store.audits(task: task + "-other", limit: 10).isEmpty)
 
