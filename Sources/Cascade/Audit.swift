@@ -60,7 +60,14 @@ public struct AuditStatus: Codable, Sendable, Equatable {
         realisedError = audited > 0 ? Double(self.wrong) / Double(audited) : nil
         lowerBound = audited > 0 ? Binomial.lowerBound(events: self.wrong, trials: audited, delta: delta) : 0
         upperBound = audited > 0 ? Binomial.upperBound(events: self.wrong, trials: audited, delta: delta) : 1
-        state = lowerBound > target && audited >= minAudits ? .breached : upperBound <= target ? .within : .unconfirmed
+        state = AuditStatus.breached(wrong: self.wrong, audited: audited, target: target, delta: delta, minAudits: minAudits)
+            ? .breached : upperBound <= target ? .within : .unconfirmed
+    }
+
+    /// The alert rule: over at least `minAudits` audits, the exact lower bound on the error is above `target`, that is
+    /// P(X ≥ wrong | target) < δ for X ~ Binomial(audited, target).
+    public static func breached(wrong: Int, audited: Int, target: Double, delta: Double, minAudits: Int) -> Bool {
+        audited >= minAudits && wrong > 0 && 1 - Binomial.cdf(wrong - 1, trials: audited, probability: target) < delta
     }
 
     /// Audits a window needs before it may alert (`audit.min_audits`).
@@ -162,9 +169,8 @@ public struct AuditDriftSimulation: Sendable {
                     heads[c] = (heads[c] + 1) % window
                 }
                 if wrong[i] { wrongIn[c] += 1 }
-                let n = windows[c].count, k = wrongIn[c], riskClass = spec.riskClasses[c]
-                // Breached when the exact lower bound exceeds the target: P(X ≥ k | target) < δ.
-                guard n >= minAudits, k > 0, 1 - Binomial.cdf(k - 1, trials: n, probability: riskClass.targetError) < spec.delta else { continue }
+                guard AuditStatus.breached(wrong: wrongIn[c], audited: windows[c].count, target: spec.riskClasses[c].targetError,
+                                           delta: spec.delta, minAudits: minAudits) else { continue }
                 if !changed { alarmed = true } else { found = auditsAfter; break }
             }
             if alarmed { alarms += 1 }

@@ -20,6 +20,12 @@ public enum Digest {
         of(try paths.map { URL(fileURLWithPath: $0).lastPathComponent + ":" + (try of(file: $0)) }.joined(separator: "\n"))
     }
 
+    /// A number in [0, 1] drawn from the text's SHA-256 (its first 32 bits): the same text always draws the same, so
+    /// a share chosen by it is a stable, model-independent sample.
+    public static func uniform(_ text: String) -> Double {
+        Double(UInt32(of(text).prefix(8), radix: 16)!) / Double(UInt32.max)
+    }
+
     static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
         digest.map { String(format: "%02x", $0) }.joined()
     }

@@ -342,6 +342,8 @@ public struct Trainer {
             }
         }
         precondition(Set(fit).isDisjoint(with: calibration), "fit and calibration items overlap")
+        // The kinds out-of-scope calibration items are held out by (nil: scored by the served head).
+        var heldOutKinds: [String]?
         if let column = spec.outOfScope?.kindColumn, let oos = spec.outOfScopeIndex, calibration.contains(where: { labels[$0] == oos }) {
             guard let kinds else {
                 throw DataError(file: dataFile ?? spec.file, message: "no column '\(column)' for the out-of-scope rows' kinds (out_of_scope.kind_column in \(spec.file))")
@@ -350,6 +352,7 @@ public struct Trainer {
             guard unnamed == 0 else {
                 throw DataError(file: dataFile ?? spec.file, message: "\(unnamed) out-of-scope rows have no kind in column '\(column)' (out_of_scope.kind_column in \(spec.file))")
             }
+            heldOutKinds = kinds
         }
         guard Set(fit.map { labels[$0] }).count >= 2 else {
             throw DataError(file: spec.file, message: "training needs examples of at least two labels")
@@ -374,8 +377,7 @@ public struct Trainer {
 
         let logits = head.logits(features.subset(calibration), sparse: sparse?.subset(calibration), threads: threads)
         var unseenKinds: (logits: [Float], kinds: Int, folds: Int)?
-        if spec.outOfScope?.kindColumn != nil, let kinds, let oos = spec.outOfScopeIndex, calibration.contains(where: { labels[$0] == oos }) {
-            let folds = spec.outOfScope!.kindFolds
+        if let kinds = heldOutKinds, let oos = spec.outOfScopeIndex, let folds = spec.outOfScope?.kindFolds {
             // Each out-of-scope calibration item scored by a head that never saw its kind.
             let calibrationKinds = Array(Set(calibration.filter { labels[$0] == oos }.map { kinds[$0] })).sorted()
             let foldCount = min(folds, calibrationKinds.count)

@@ -75,18 +75,15 @@ struct DriftCommand: AsyncParsableCommand {
     func run() async throws {
         var settings = try ServiceConfig.load(config, requireSecrets: false)
         if let window { settings.drift.window = window }
-        let served = try settings.tasks.map { try YAMLReader.load($0.path).required("name").string() }
-        // Classification specs, for the audits' risk classes (an extraction task names a schema).
-        var specs: [String: TaskSpec] = [:]
-        var unaudited: [String: String] = [:]
-        for entry in settings.tasks where try YAMLReader.load(entry.path).child("schema") == nil {
+        // Each task's name, and the classification specs for the audits' risk classes (an extraction task names a schema).
+        var served: [String] = [], specs: [String: TaskSpec] = [:], unaudited: [String: String] = [:]
+        for entry in settings.tasks {
+            let reader = try YAMLReader.load(entry.path)
+            let name = try reader.required("name").string()
+            served.append(name)
+            guard reader.child("schema") == nil else { continue }
             // A spec that cannot load here (a model missing on this host) costs its audit figures only, and says so.
-            do {
-                let spec = try TaskSpec.load(entry.path)
-                specs[spec.name] = spec
-            } catch {
-                unaudited[try YAMLReader.load(entry.path).required("name").string()] = "\(error)"
-            }
+            do { specs[name] = try TaskSpec.load(entry.path) } catch { unaudited[name] = "\(error)" }
         }
         if let task, !served.contains(task) {
             throw ValidationError("no task '\(task)' in \(config); its tasks: \(served.joined(separator: ", "))")

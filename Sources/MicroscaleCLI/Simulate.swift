@@ -111,7 +111,7 @@ struct Simulate: AsyncParsableCommand {
             pool = Array(all.texts.indices)
         } else {
             for i in all.texts.indices {
-                if Double(UInt32(Digest.of("holdout\u{0}" + all.texts[i]).prefix(8), radix: 16)!) / Double(UInt32.max) < holdoutShare ?? 0.2 {
+                if Digest.uniform("holdout\u{0}" + all.texts[i]) < holdoutShare ?? 0.2 {
                     heldOut.texts.append(all.texts[i]); heldOut.labels.append(all.labels[i])
                 } else { pool.append(i) }
             }

@@ -264,8 +264,7 @@ public final class CascadeService: Sendable {
         let share = config.learning.reviewShare
         guard share > 0, r.escalation?.outcome == .answered, let teacher = r.label, r.route != .review else { return nil }
         let disagrees = r.draft?.label != teacher
-        let uniform = Double(UInt32(Digest.of("teacher-sample\u{0}" + text).prefix(8), radix: 16) ?? 0) / Double(UInt32.max)
-        let sampled = uniform < share / 2
+        let sampled = Digest.uniform("teacher-sample\u{0}" + text) < share / 2
         let chosen = teacherChecks.withLock { counts -> Bool in
             var c = counts[r.task] ?? (0, 0)
             c.answered += 1
@@ -288,8 +287,7 @@ public final class CascadeService: Sendable {
     private func audit(_ r: DecisionResponse, text: String) -> ReviewItem? {
         let share = config.audit.share
         guard share > 0, r.route == .accept, r.tier == .small, let label = r.label else { return nil }
-        let uniform = Double(UInt32(Digest.of("audit\u{0}" + r.id).prefix(8), radix: 16) ?? 0) / Double(UInt32.max)
-        guard uniform < share else { return nil }
+        guard Digest.uniform("audit\u{0}" + r.id) < share else { return nil }
         Counter(label: "microscale_audits_queued_total", dimensions: [("task", r.task)]).increment()
         return ReviewItem(decisionId: r.id, task: r.task, text: text, draftLabel: label, draftFieldsJSON: nil, confidence: r.confidence,
                           reason: auditReason,
