@@ -9,7 +9,7 @@ struct Microscale: AsyncParsableCommand {
         subcommands: [
             TrialCommand.self, Train.self, Decide.self, Eval.self, Run.self, Embed.self, Tokenize.self, Inspect.self,
             PerplexityCommand.self, Bench.self, Extract.self, Serve.self, DriftCommand.self, LoadTest.self,
-            Distill.self, Retrain.self, Adapters.self, TeacherStubCommand.self, Simulate.self,
+            Distill.self, Retrain.self, Adapters.self, TeacherStubCommand.self, Simulate.self, BenchSchemas.self,
         ]
     )
 }

@@ -1,11 +1,14 @@
 import Foundation
 
-/// A byte-level pushdown automaton that accepts exactly the JSON texts the constraint allows for a schema.
+/// A byte-level pushdown automaton that accepts the JSON texts the constraint allows for a schema.
 ///
-/// Generated JSON is compact unless whitespace runs are allowed at structural positions (``maxWhitespace``); objects list their properties in declaration order; strings under a
-/// pattern or format are written without escapes; numbers without exponents. Every text it accepts validates
-/// against the schema. States are interned on first use and transitions are cached, so after warm-up a byte costs
-/// one table lookup. Not thread-safe: one generation at a time per automaton.
+/// States are sets of parse stacks, interned on first use; transitions are cached, so after warm-up a byte costs one
+/// table lookup. Every text it accepts validates, except where ``Schema/approximations`` lists a keyword it only
+/// over-approximates (then ``accepts(_:)`` and generation also ask the exact validator). It is stricter than the
+/// schema in a few documented ways: declared members come in declaration order (undeclared ones anywhere), numbers
+/// have at most 20 integer digits, 20 fraction digits and a 3-digit exponent, nesting stops at depth 48, and
+/// whitespace between tokens is limited to runs of ``maxWhitespace`` bytes. Not thread-safe: one generation at a
+/// time per automaton.
 public final class SchemaAutomaton: @unchecked Sendable {
     /// The schema.
     public let schema: Schema
@@ -13,14 +16,19 @@ public final class SchemaAutomaton: @unchecked Sendable {
     public let maxWhitespace: UInt8
     /// Deepest nesting (recursive schemas stop here).
     static let maxDepth = 48
-    /// Digits allowed before and after the decimal point.
-    static let maxIntegerDigits = 15, maxFractionDigits = 10
+    /// Digits allowed before and after the decimal point, and in an exponent.
+    static let maxIntegerDigits = 20, maxFractionDigits = 20, maxExponentDigits = 3
 
     private var literalTries = LiteralTries()
     private var literalRoots: [Int: Int32] = [:]
-    private var keyRoots: [Int64: Int32] = [:]
+    /// Literal texts by trie payload.
+    private var literalTexts: [JSONValue] = []
+    private var nameRoots: [Int64: Int32] = [:]
     private var numberPrefixes: [String] = []
     private var numberIDs: [String: Int32] = [:]
+    private var tuples: [[Int32]] = []
+    private var tupleIDs: [[Int32]: Int32] = [:]
+    private var jointCache: [Int64: Bool] = [:]
 
     private var states: [[[Frame]]] = []
     private var stateIDs: [[[Frame]]: Int32] = [:]
@@ -44,8 +52,12 @@ public final class SchemaAutomaton: @unchecked Sendable {
     /// Distinct states seen so far.
     public var stateCount: Int { states.count }
 
-    /// Whether the text read so far is a complete, valid value.
+    /// Whether the text read so far is a complete value as far as the automaton can tell (see ``accepts(_:)``).
     public func isAccepting(_ state: Int32) -> Bool { accepting[Int(state)] }
+
+    /// Whether the schema has keywords the automaton only over-approximates, so a complete text must also pass the
+    /// exact validator.
+    public var needsValidation: Bool { !schema.approximations.isEmpty }
 
     /// The state after `byte`, or -1 if no allowed text continues that way.
     @inline(__always)
@@ -70,10 +82,12 @@ public final class SchemaAutomaton: @unchecked Sendable {
         return s
     }
 
-    /// Whether the automaton accepts `text` whole.
+    /// Whether `text` is allowed whole: the automaton accepts it, and the exact validator too when
+    /// ``needsValidation``.
     public func accepts(_ text: String) -> Bool {
         let s = step(initial, text.utf8)
-        return s >= 0 && isAccepting(s)
+        guard s >= 0 && isAccepting(s) else { return false }
+        return !needsValidation || schema.accepts(text)
     }
 
     /// A short text that completes a value from `state` (best-first search over the automaton, guided by a
@@ -97,7 +111,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
             // A complete number never needs more digits to finish; without this the search would enumerate them.
             let numberDone = states[Int(s)].allSatisfy { $0.last.map { $0.kind == .number && numberComplete($0) } ?? false }
             for b in Self.completionAlphabet {
-                if numberDone && (b == UInt8(ascii: ".") || (0x30...0x39).contains(b)) { continue }
+                if numberDone && (b == UInt8(ascii: ".") || b == UInt8(ascii: "e") || b == UInt8(ascii: "E") || (0x30...0x39).contains(b)) { continue }
                 let t = step(s, b)
                 guard t >= 0, g < cost[t] ?? .max else { continue }
                 cost[t] = g
@@ -115,16 +129,31 @@ public final class SchemaAutomaton: @unchecked Sendable {
 
     private func estimate(_ f: Frame) -> Int {
         switch schema.nodes[Int(f.node)] {
-        case let .object(properties, _):
-            let next = Int(f.phase) >= 3 && f.phase <= 4 ? Int(f.b) : Int(f.a)
-            return 1 + properties[min(next, properties.count)...].filter(\.required)
-                .reduce(0) { $0 + $1.name.utf8.count + 4 + minimumLength($1.node) }
-        case let .array(item, minItems, _):
-            return 1 + max(0, minItems - Int(f.a)) * (minimumLength(item) + 1)
-        // Still needed at least: "{}" before '{'; ':' + a value + '}' after a key; a value + '}' after ':'; '}'.
-        case .map: return f.phase == 0 ? 2 : f.phase == 9 ? 3 : f.phase == 10 ? 2 : 1
-        case let .string(_, _, minLength, _):
-            return f.phase == 0 ? 2 + minLength : 1 + max(0, minLength - Int(f.b))
+        case let .object(shape):
+            if f.kind == .key { return 1 }
+            let present = presence(f)
+            return 1 + shape.properties.indices.filter { shape.properties[$0].required && !Self.has(present, $0) }
+                .reduce(0) { $0 + shape.properties[$1].name.utf8.count + 4 + minimumLength(shape.properties[$1].node) }
+        case let .array(prefix, item, minItems, _, _):
+            let count = Int(f.a)
+            var need = 1
+            if count < minItems {
+                for i in count..<minItems { need += 1 + minimumLength(i < prefix.count ? prefix[i] : item ?? schema.anyNode) }
+            }
+            return need
+        case let .string(shape):
+            // Bytes still owed by an escape or a UTF-8 sequence in progress.
+            let pending: Int
+            switch f.phase {
+            case 2: pending = 1
+            case 3: pending = 4 - Int(f.ws)
+            case 4: pending = 6
+            case 5: pending = 5
+            case 6: pending = 4 - Int(f.ws)
+            case 11, 12, 13: pending = Int(f.phase) - 10
+            default: pending = 0
+            }
+            return f.phase == 0 ? 2 + shape.minLength : 1 + pending + max(0, shape.minLength - Int(f.b))
         case .literal: return literalTries.payload[Int(f.a)] >= 0 ? 0 : 1
         case .number: return numberComplete(f) ? 0 : 1
         default: return 0
@@ -140,15 +169,15 @@ public final class SchemaAutomaton: @unchecked Sendable {
         minimumLengths[node] = 1  // recursion guard
         let m: Int
         switch schema.nodes[node] {
-        case let .object(properties, _):
-            m = 2 + properties.filter(\.required).reduce(0) { $0 + $1.name.utf8.count + 4 + minimumLength($1.node) }
-        case let .array(item, minItems, _): m = 2 + minItems * (minimumLength(item) + 1)
-        case let .string(_, _, minLength, _): m = 2 + minLength
+        case let .object(shape):
+            m = 2 + shape.properties.filter(\.required).reduce(0) { $0 + $1.name.utf8.count + 4 + minimumLength($1.node) }
+        case let .array(prefix, item, minItems, _, _):
+            m = 2 + (0..<minItems).reduce(0) { $0 + 1 + minimumLength($1 < prefix.count ? prefix[$1] : item ?? schema.anyNode) }
+        case let .string(shape): m = 2 + shape.minLength
         case let .literal(values): m = values.map { $0.description.utf8.count }.min() ?? 1
         case .number: m = 1
         case let .anyOf(branches, _): m = branches.map(minimumLength).min() ?? 1
-        case .reference: m = 1
-        case .map: m = 2
+        case .reference, .never: m = 1
         }
         minimumLengths[node] = m
         return m
@@ -173,7 +202,14 @@ public final class SchemaAutomaton: @unchecked Sendable {
         return id
     }
 
-    enum Kind: UInt8 { case object, array, string, literal, number }
+    private func tuple(_ values: [Int32]) -> Int32 {
+        if let id = tupleIDs[values] { return id }
+        tuples.append(values)
+        tupleIDs[values] = Int32(tuples.count - 1)
+        return Int32(tuples.count - 1)
+    }
+
+    enum Kind: UInt8 { case object, array, string, literal, number, key }
 
     /// One level of the parse stack. Field meaning depends on the kind (see the step functions).
     struct Frame: Hashable {
@@ -184,6 +220,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
         var a: Int32 = 0
         var b: Int32 = 0
         var c: Int32 = 0
+        var d: Int32 = 0
     }
 
     /// Pushes the frames that start a value of `node` (several for anyOf).
@@ -194,14 +231,13 @@ public final class SchemaAutomaton: @unchecked Sendable {
         switch schema.nodes[resolved] {
         case let .anyOf(branches, _):
             for b in branches { expand(rest, node: b, depth: depth + 1, into: &out) }
-        case .object, .map: out.append(rest + [Frame(kind: .object, node: node)])
+        case .object: out.append(rest + [Frame(kind: .object, node: node, a: tuple([]))])
         case .array: out.append(rest + [Frame(kind: .array, node: node)])
-        case let .string(pattern, format, _, _):
-            let p = pattern ?? format.map { schema.formatPatterns[$0]! }
-            out.append(rest + [Frame(kind: .string, node: node, a: p.map { schema.patterns[$0].initial } ?? -1)])
+        case let .string(shape):
+            out.append(rest + [Frame(kind: .string, node: node, a: tuple(shape.patterns.map { schema.patterns[$0].initial } + shape.excluded.map { schema.patterns[$0].initial }))])
         case .literal: out.append(rest + [Frame(kind: .literal, node: node, a: literalRoot(resolved))])
         case .number: out.append(rest + [Frame(kind: .number, node: node, a: numberID(""))])
-        case .reference: break
+        case .reference, .never: break
         }
     }
 
@@ -213,19 +249,52 @@ public final class SchemaAutomaton: @unchecked Sendable {
         }
     }
 
-    /// The parent's stack after its child value ended.
-    private func finished(_ rest: [Frame]) -> [Frame] {
+    /// The parent's stack after its child value ended (`literal`: the trie payload of a literal child, for
+    /// uniqueItems), or nil when the parent refuses it.
+    private func finished(_ rest: [Frame], literal: Int32 = -1) -> [Frame]? {
         guard var parent = rest.last else { return [] }
         var r = rest
         switch parent.kind {
-        // A map's key string ended: its ':' comes next. Any other member value ended: ',' or '}'.
-        case .object: parent.phase = parent.phase == 8 ? 9 : 6
-        case .array: parent.phase = 3; parent.a += 1
+        case .object: parent.phase = 6
+        case .array:
+            if case let .array(_, _, _, _, unique) = schema.nodes[Int(parent.node)], unique {
+                guard literal >= 0, let bit = uniqueBit(Int(parent.node), literalTexts[Int(literal)]) else { return nil }
+                if parent.d & (1 << bit) != 0 { return nil }
+                parent.d |= 1 << bit
+            }
+            parent.phase = 3
+            parent.a = min(parent.a + 1, arrayCountCap(Int(parent.node)))
         default: break
         }
         parent.ws = 0
         r[r.count - 1] = parent
         return r
+    }
+
+    private var uniqueValues: [Int: [JSONValue]] = [:]
+
+    /// The bit of a fixed value among a unique array's possible items.
+    private func uniqueBit(_ node: Int, _ value: JSONValue) -> Int32? {
+        if uniqueValues[node] == nil {
+            var values: [JSONValue] = []
+            if case let .array(prefix, item, _, _, _) = schema.nodes[node] {
+                for n in prefix + (item.map { [$0] } ?? []) {
+                    if case let .literal(list) = schema.nodes[schema.resolved(n)] {
+                        for v in list where !values.contains(where: { $0.sameValue(as: v) }) { values.append(v) }
+                    }
+                }
+            }
+            uniqueValues[node] = values
+        }
+        return uniqueValues[node]!.firstIndex { $0.sameValue(as: value) }.map(Int32.init)
+    }
+
+    /// The item count beyond which an array's frames need not distinguish counts.
+    private func arrayCountCap(_ node: Int) -> Int32 {
+        guard case let .array(prefix, item, minItems, maxItems, _) = schema.nodes[node] else { return 0 }
+        var cap = max(prefix.count, minItems)
+        if let maxItems { cap = max(cap, maxItems) } else if item == nil { cap = max(cap, prefix.count) }
+        return Int32(cap + 1)
     }
 
     private static func isWhitespace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x09 || b == 0x0D }
@@ -250,86 +319,56 @@ public final class SchemaAutomaton: @unchecked Sendable {
 
         switch top.kind {
         case .object:
-            if case let .map(key, value) = schema.nodes[Int(top.node)] {
-                // Phases: 0 before '{', 1 after '{', 8 in a key, 9 after a key, 10 after ':', 5 in a value,
-                // 6 after a member, 7 after ','.
-                switch top.phase {
-                case 0:
-                    if byte == UInt8(ascii: "{") { top.phase = 1; push(top) }
-                case 1, 6, 7:
-                    if whitespace() { return }
-                    if byte == UInt8(ascii: "\""), top.phase != 6 {
-                        top.phase = 8; top.ws = 0
-                        child(key)
-                    } else if byte == UInt8(ascii: "}"), top.phase != 7 {
-                        out.append(finished(rest))
-                    } else if byte == UInt8(ascii: ","), top.phase == 6 {
-                        top.phase = 7; top.ws = 0; push(top)
-                    }
-                case 9:
-                    if whitespace() { return }
-                    if byte == UInt8(ascii: ":") { top.phase = 10; top.ws = 0; push(top) }
-                case 10:
-                    if whitespace() { return }
-                    top.phase = 5; top.ws = 0
-                    child(value)
-                default:
-                    return
-                }
-                return
-            }
-            guard case let .object(properties, _) = schema.nodes[Int(top.node)] else { return }
-            /// Whether a member may still follow (members are written in declaration order).
-            func candidates(_ next: Int) -> Bool { next < properties.count }
-            func remainingRequired(_ next: Int) -> Bool { properties[next...].contains { $0.required } }
+            guard case let .object(shape) = schema.nodes[Int(top.node)] else { return }
+            // Phases: 0 before '{', 1 after '{', 2 in a key, 3 after a key, 4 after ':', 5 in a value, 6 after a
+            // member, 7 after ','. a: the declared members present (an interned bitset); b: the value's node;
+            // c: members so far (capped).
             switch top.phase {
             case 0:
                 if byte == UInt8(ascii: "{") { top.phase = 1; push(top) }
             case 1, 6, 7:
                 if whitespace() { return }
-                let next = Int(top.a)
-                if byte == UInt8(ascii: "\""), top.phase != 6, candidates(next) {
-                    top.phase = 2; top.ws = 0; top.b = keyRoot(Int(top.node), next: next); push(top)
-                } else if byte == UInt8(ascii: "}"), top.phase != 7, !remainingRequired(next) {
-                    out.append(finished(rest))
-                } else if byte == UInt8(ascii: ","), top.phase == 6, candidates(next) {
+                let count = Int(top.c)
+                if byte == UInt8(ascii: "\""), top.phase != 6, shape.maxProperties.map({ count < $0 }) ?? true, memberMayFollow(shape, top) {
+                    top.phase = 2; top.ws = 0
+                    let key = Frame(kind: .key, phase: 1, node: top.node, a: nameRoot(Int(top.node), present: top.a),
+                                    b: nameRoot(Int(top.node), present: -1), c: 0, d: initialNameTuple(shape))
+                    out.append(rest + [top, key])
+                } else if byte == UInt8(ascii: "}"), top.phase != 7, mayClose(shape, top) {
+                    if let f = finished(rest) { out.append(f) }
+                } else if byte == UInt8(ascii: ","), top.phase == 6, shape.maxProperties.map({ count < $0 }) ?? true,
+                          memberMayFollow(shape, top) {
                     top.phase = 7; top.ws = 0; push(top)
                 }
-            case 2:
-                guard let n = literalTries.child(top.b, byte) else { return }
-                let property = literalTries.payload[Int(n)]
-                if property >= 0 {
-                    top.phase = 3; top.b = property; top.ws = 0
-                } else {
-                    top.b = n
-                }
-                push(top)
             case 3:
                 if whitespace() { return }
                 if byte == UInt8(ascii: ":") { top.phase = 4; top.ws = 0; push(top) }
             case 4:
                 if whitespace() { return }
-                let property = Int(top.b)
-                top.phase = 5; top.ws = 0; top.a = Int32(property + 1)
-                child(properties[property].node)
+                top.phase = 5; top.ws = 0
+                child(Int(top.b))
             default:
                 return
             }
+        case .key:
+            feedString(top, rest, byte, into: &out)
         case .array:
-            guard case let .array(item, minItems, maxItems) = schema.nodes[Int(top.node)] else { return }
+            guard case let .array(prefix, item, minItems, maxItems, _) = schema.nodes[Int(top.node)] else { return }
+            let count = Int(top.a)
+            let next: Int? = count < prefix.count ? prefix[count] : item
+            let room = (maxItems.map { count < $0 } ?? true) && next != nil
             switch top.phase {
             case 0:
                 if byte == UInt8(ascii: "[") { top.phase = 1; push(top) }
             case 1, 3, 4:
                 if whitespace() { return }
-                let count = Int(top.a)
                 if byte == UInt8(ascii: "]"), top.phase != 4, count >= minItems {
-                    out.append(finished(rest))
-                } else if byte == UInt8(ascii: ","), top.phase == 3, maxItems.map({ count < $0 }) ?? true {
+                    if let f = finished(rest) { out.append(f) }
+                } else if byte == UInt8(ascii: ","), top.phase == 3, room {
                     top.phase = 4; top.ws = 0; push(top)
-                } else if top.phase != 3, maxItems.map({ count < $0 }) ?? true {
+                } else if top.phase != 3, room, let next {
                     top.phase = 2; top.ws = 0
-                    child(item)
+                    child(next)
                 }
             default:
                 return
@@ -338,61 +377,154 @@ public final class SchemaAutomaton: @unchecked Sendable {
             let current = top.a
             if let n = literalTries.child(current, byte) {
                 if literalTries.payload[Int(n)] >= 0 && !literalTries.hasChildren(n) {
-                    out.append(finished(rest))
+                    if let f = finished(rest, literal: literalTries.payload[Int(n)]) { out.append(f) }
                 } else {
                     top.a = n
                     push(top)
                 }
             }
             // A complete literal that a longer one extends (enum [1, 12]): the byte may belong to the parent.
-            if literalTries.payload[Int(current)] >= 0 { feed(finished(rest), byte, into: &out) }
+            if literalTries.payload[Int(current)] >= 0, let f = finished(rest, literal: literalTries.payload[Int(current)]) {
+                feed(f, byte, into: &out)
+            }
         case .number:
             let prefix = numberPrefixes[Int(top.a)]
             let extended = prefix + String(UnicodeScalar(byte))
             if numberSyntaxAllows(extended, node: Int(top.node)), numberViable(extended, node: Int(top.node)) {
                 top.a = numberID(extended)
                 push(top)
-            } else if numberComplete(top) {
-                feed(finished(rest), byte, into: &out)
+            } else if numberComplete(top), let f = finished(rest) {
+                feed(f, byte, into: &out)
             }
         case .string:
             feedString(top, rest, byte, into: &out)
         }
     }
 
+    /// The declared members present in an object frame, as 32-bit words.
+    private func presence(_ f: Frame) -> [Int32] { tuples[Int(f.a)] }
+
+    static func has(_ words: [Int32], _ i: Int) -> Bool { i / 32 < words.count && words[i / 32] & (1 << Int32(i % 32)) != 0 }
+
+    /// Whether another member can still be written: a declared one not yet present, or an undeclared one.
+    private func memberMayFollow(_ shape: SchemaNode.ObjectShape, _ f: Frame) -> Bool {
+        if shape.additional != nil || !shape.patterns.isEmpty { return true }
+        let present = presence(f)
+        return shape.properties.indices.contains { !Self.has(present, $0) }
+    }
+
+    /// Whether the object may end here: required members written, enough members, dependencies met.
+    private func mayClose(_ shape: SchemaNode.ObjectShape, _ f: Frame) -> Bool {
+        let present = presence(f)
+        if shape.properties.indices.contains(where: { shape.properties[$0].required && !Self.has(present, $0) }) { return false }
+        if Int(f.c) < shape.minProperties { return false }
+        for (x, needs) in shape.dependentRequired where Self.has(present, x) {
+            if needs.contains(where: { !Self.has(present, $0) }) { return false }
+        }
+        return true
+    }
+
+    // MARK: - Member names
+
+    /// The initial tuple of a key: pattern states of patternProperties, then propertyNames' patterns and excluded
+    /// patterns.
+    private func initialNameTuple(_ shape: SchemaNode.ObjectShape) -> Int32 {
+        var t = shape.patterns.map { schema.patterns[$0.pattern].initial }
+        if let names = shape.names {
+            t += names.patterns.map { schema.patterns[$0].initial } + names.excluded.map { schema.patterns[$0].initial }
+        }
+        return tuple(t + [0])  // the name's length so far, last
+    }
+
+    /// A trie of member names (UTF-8 of the decoded name) with the declared index as payload: the names not in the
+    /// interned presence set `present`, or every declared name when `present` is -1.
+    private func nameRoot(_ node: Int, present: Int32) -> Int32 {
+        let key = Int64(node) << 32 | Int64(UInt32(bitPattern: present))
+        if let r = nameRoots[key] { return r }
+        guard case let .object(shape) = schema.nodes[node] else { return -1 }
+        let root = literalTries.newNode()
+        let words = present < 0 ? [] : tuples[Int(present)]
+        for j in shape.properties.indices where !Self.has(words, j) {
+            literalTries.insert(Array(shape.properties[j].name.utf8), payload: Int32(j), root: root)
+        }
+        nameRoots[key] = root
+        return root
+    }
+
+    /// The key frame read its closing quote: the object frame below takes the member, or refuses the name.
+    private func closeKey(_ key: Frame, _ rest: [Frame], into out: inout [[Frame]]) {
+        guard var object = rest.last, case let .object(shape) = schema.nodes[Int(object.node)] else { return }
+        let states = tuples[Int(key.d)]
+        let patternCount = shape.patterns.count
+        if let names = shape.names {
+            let pos = Array(states[patternCount..<(patternCount + names.patterns.count)])
+            let neg = Array(states[(patternCount + names.patterns.count)..<(states.count - 1)])
+            guard Int(states[states.count - 1]) >= names.minLength,
+                  pos.enumerated().allSatisfy({ $1 >= 0 && schema.patterns[names.patterns[$0]].isAccepting($1) }),
+                  !neg.enumerated().contains(where: { $1 >= 0 && schema.patterns[names.excluded[$0]].isAccepting($1) }) else { return }
+        }
+        var chosen: Int?
+        let candidate = key.a >= 0 ? literalTries.payload[Int(key.a)] : -1
+        let declared = key.b >= 0 ? literalTries.payload[Int(key.b)] : -1
+        if candidate >= 0 {
+            let j = Int(candidate)
+            chosen = shape.properties[j].node
+            var words = presence(object)
+            while words.count <= j / 32 { words.append(0) }
+            words[j / 32] |= 1 << Int32(j % 32)
+            object.a = tuple(words)
+        } else if declared >= 0 {
+            return  // a declared name written twice
+        } else {
+            var mask = 0
+            for (i, p) in shape.patterns.enumerated() where states[i] >= 0 && schema.patterns[p.pattern].isAccepting(states[i]) { mask |= 1 << i }
+            if mask == 0 {
+                chosen = shape.additional
+            } else if mask.nonzeroBitCount == 1 {
+                chosen = shape.patterns[mask.trailingZeroBitCount].node
+            } else {
+                chosen = shape.patternMerges[mask]
+            }
+        }
+        guard let chosen else { return }
+        let cap = Int32(max(shape.minProperties, (shape.maxProperties ?? -1) + 1))
+        object.c = min(object.c + 1, cap)
+        object.phase = 3
+        object.b = Int32(chosen)
+        object.ws = 0
+        var r = rest
+        r[r.count - 1] = object
+        out.append(r)
+    }
+
     // MARK: - Strings
 
+    /// Reads one byte of a string value (`.string`) or a member name (`.key`). Phases: 0 before '"', 1 in the
+    /// text, 2 after '\', 3 in a \u escape, 4/5 expecting the '\' and 'u' of a low surrogate, 6 in its digits,
+    /// 11–13 in a UTF-8 sequence (the bytes still to come).
     private func feedString(_ frame: Frame, _ rest: [Frame], _ byte: UInt8, into out: inout [[Frame]]) {
-        guard case let .string(patternIndex, format, minLength, maxLength) = schema.nodes[Int(frame.node)] else { return }
-        let pattern = (patternIndex ?? format.map { schema.formatPatterns[$0]! }).map { schema.patterns[$0] }
         var top = frame
         func push() { out.append(rest + [top]) }
-        /// Adds one scalar to the value, if the length and pattern allow it.
-        func scalar(_ v: UInt32) -> Bool {
-            let count = Int(top.b) + 1
-            if let maxLength, count > maxLength { return false }
-            if let pattern {
-                guard Pattern.isGenerable(v) else { return false }
-                let next = pattern.step(top.a, v)
-                guard next >= 0, pattern.canFinish(from: next, count: count, min: minLength, max: maxLength) else { return false }
-                top.a = next
+        if top.kind == .key, case let .object(shape) = schema.nodes[Int(top.node)], shape.additional == nil, shape.patterns.isEmpty {
+            // Only declared names can be written: walk their trie byte by byte (\u escapes are not accepted here).
+            switch top.phase {
+            case 1:
+                if byte == UInt8(ascii: "\"") { closeKey(top, rest, into: &out); return }
+                if byte == UInt8(ascii: "\\") {
+                    // Only when an escaped byte can continue a name.
+                    if [0x22, 0x5C, 0x2F, 8, 0xC, 0xA, 0xD, 9].contains(where: { literalTries.child(top.a, $0) != nil }) { top.phase = 2; push() }
+                    return
+                }
+                guard byte >= 0x20 else { return }
+                if let a = literalTries.child(top.a, byte), let b = literalTries.child(top.b, byte) { top.a = a; top.b = b; push() }
+            case 2:
+                let escapes: [UInt8: UInt8] = [0x22: 0x22, 0x5C: 0x5C, 0x2F: 0x2F, 0x62: 8, 0x66: 0xC, 0x6E: 0xA, 0x72: 0xD, 0x74: 9]
+                if let e = escapes[byte], let a = literalTries.child(top.a, e), let b = literalTries.child(top.b, e) {
+                    top.a = a; top.b = b; top.phase = 1; push()
+                }
+            default: return
             }
-            // Without an upper bound only the distance to minLength matters, so states do not multiply by length.
-            top.b = Int32(maxLength == nil ? min(count, minLength) : count)
-            return true
-        }
-        /// Whether some scalar in `range` could still be added (decided before its last byte arrives).
-        func roomFor(_ range: ClosedRange<UInt32>) -> Bool {
-            let count = Int(top.b) + 1
-            if let maxLength, count > maxLength { return false }
-            guard let pattern else { return true }
-            return pattern.anyViable(from: top.a, in: range, count: count, min: minLength, max: maxLength)
-        }
-        /// A UTF-8 lead byte: `phase` counts the bytes still to come, `restriction` narrows the next one.
-        func lead(_ phase: UInt8, _ restriction: UInt8, _ bits: UInt8, _ range: ClosedRange<UInt32>) {
-            guard roomFor(range) else { return }
-            top.phase = phase; top.ws = restriction; top.c = Int32(bits)
-            push()
+            return
         }
         switch top.phase {
         case 0:
@@ -400,39 +532,61 @@ public final class SchemaAutomaton: @unchecked Sendable {
         case 1:
             switch byte {
             case UInt8(ascii: "\""):
-                if Int(top.b) >= minLength && (pattern.map { $0.isAccepting(top.a) } ?? true) { out.append(finished(rest)) }
+                if top.kind == .key { closeKey(top, rest, into: &out) } else if stringMayEnd(top), let f = finished(rest) { out.append(f) }
             case UInt8(ascii: "\\"):
-                if pattern == nil, maxLength.map({ Int(top.b) < $0 }) ?? true { top.phase = 2; push() }
+                if roomFor(top, 0...0x10FFFF) { top.phase = 2; push() }
             case 0..<0x20:
                 return
             case 0x20..<0x80:
-                if scalar(UInt32(byte)) { push() }
-            case 0xC2...0xDF: lead(11, 0, byte & 0x1F, UInt32(byte & 0x1F) << 6 ... (UInt32(byte & 0x1F) << 6 | 0x3F))
-            case 0xE0: lead(12, 1, 0, 0x800...0xFFF)
-            case 0xED: lead(12, 2, byte & 0x0F, 0xD000...0xD7FF)
-            case 0xE1...0xEF: lead(12, 0, byte & 0x0F, UInt32(byte & 0x0F) << 12 ... (UInt32(byte & 0x0F) << 12 | 0xFFF))
-            case 0xF0: lead(13, 3, 0, 0x10000...0x3FFFF)
-            case 0xF4: lead(13, 4, byte & 0x07, 0x100000...0x10FFFF)
-            case 0xF1...0xF3: lead(13, 0, byte & 0x07, UInt32(byte & 0x07) << 18 ... (UInt32(byte & 0x07) << 18 | 0x3FFFF))
+                if scalar(&top, UInt32(byte)) { push() }
+            case 0xC2...0xDF: lead(&top, 11, 0, byte & 0x1F, UInt32(byte & 0x1F) << 6 ... (UInt32(byte & 0x1F) << 6 | 0x3F), rest, &out)
+            case 0xE0: lead(&top, 12, 1, 0, 0x800...0xFFF, rest, &out)
+            case 0xED: lead(&top, 12, 2, byte & 0x0F, 0xD000...0xD7FF, rest, &out)
+            case 0xE1...0xEF: lead(&top, 12, 0, byte & 0x0F, UInt32(byte & 0x0F) << 12 ... (UInt32(byte & 0x0F) << 12 | 0xFFF), rest, &out)
+            case 0xF0: lead(&top, 13, 3, 0, 0x10000...0x3FFFF, rest, &out)
+            case 0xF4: lead(&top, 13, 4, byte & 0x07, 0x100000...0x10FFFF, rest, &out)
+            case 0xF1...0xF3: lead(&top, 13, 0, byte & 0x07, UInt32(byte & 0x07) << 18 ... (UInt32(byte & 0x07) << 18 | 0x3FFFF), rest, &out)
             default: return
             }
         case 2:
             let escapes: [UInt8: UInt32] = [0x22: 0x22, 0x5C: 0x5C, 0x2F: 0x2F, 0x62: 8, 0x66: 0xC, 0x6E: 0xA, 0x72: 0xD, 0x74: 9]
             if let v = escapes[byte] {
-                if scalar(v) { top.phase = 1; push() }
+                if scalar(&top, v) { top.phase = 1; push() }
             } else if byte == UInt8(ascii: "u") {
                 top.phase = 3; top.ws = 0; top.c = 0; push()
             }
-        case 3:
+        case 3, 6:
             guard let digit = Self.hexValue(byte) else { return }
-            if top.ws == 0 && digit == 0xD { return }  // no surrogate escapes
-            top.c = top.c * 16 + Int32(digit)
+            let low = (top.c & 0xFFFF) * 16 + Int32(digit)
+            top.c = (top.c & ~0xFFFF) | low
             top.ws += 1
+            // A low surrogate's digits: DC00–DFFF only.
+            if top.phase == 6 && ((top.ws == 1 && digit != 0xD) || (top.ws == 2 && digit < 0xC)) { return }
+            if top.phase == 3 && top.ws < 4 {
+                // The scalars this escape can still become must leave room (surrogates: the pair's range).
+                let shift = 4 * (4 - Int32(top.ws))
+                let lo = UInt32(low << shift), hi = UInt32(((low + 1) << shift) - 1)
+                if lo >= 0xDC00 && hi <= 0xDFFF { return }
+                let range = lo >= 0xD800 && hi <= 0xDBFF ? 0x10000...0x10FFFF : lo...hi
+                guard roomFor(top, range) else { return }
+            }
             if top.ws == 4 {
-                guard scalar(UInt32(top.c)) else { return }
+                if top.phase == 3 {
+                    if (0xD800...0xDBFF).contains(low) { top.phase = 4; top.ws = 0; top.c = (low - 0xD800) << 16; push(); return }
+                    if (0xDC00...0xDFFF).contains(low) { return }
+                    guard scalar(&top, UInt32(low)) else { return }
+                } else {
+                    guard (0xDC00...0xDFFF).contains(low) else { return }
+                    let v = 0x10000 + (UInt32(top.c >> 16) << 10) + UInt32(low - 0xDC00)
+                    guard scalar(&top, v) else { return }
+                }
                 top.phase = 1; top.ws = 0; top.c = 0
             }
             push()
+        case 4:
+            if byte == UInt8(ascii: "\\") { top.phase = 5; push() }
+        case 5:
+            if byte == UInt8(ascii: "u") { top.phase = 6; top.ws = 0; push() }
         case 11, 12, 13:
             // Continuation bytes; `ws` holds the first continuation's narrower range (UTF-8 well-formedness).
             let range: ClosedRange<UInt8>
@@ -447,18 +601,157 @@ public final class SchemaAutomaton: @unchecked Sendable {
             top.ws = 0
             top.c = top.c << 6 | Int32(byte & 0x3F)
             if top.phase == 11 {
-                guard scalar(UInt32(top.c)) else { return }
+                guard scalar(&top, UInt32(top.c)) else { return }
                 top.phase = 1; top.c = 0
             } else {
                 top.phase -= 1
                 let shift = UInt32(6 * (top.phase - 10))
                 let low = UInt32(top.c) << shift
-                guard roomFor(low...(low | ((1 << shift) - 1))) else { return }
+                guard roomFor(top, low...(low | ((1 << shift) - 1))) else { return }
             }
             push()
         default:
             return
         }
+    }
+
+    /// A UTF-8 lead byte: `phase` counts the bytes still to come, `restriction` narrows the next one.
+    private func lead(_ top: inout Frame, _ phase: UInt8, _ restriction: UInt8, _ bits: UInt8, _ range: ClosedRange<UInt32>,
+                      _ rest: [Frame], _ out: inout [[Frame]]) {
+        guard roomFor(top, range) else { return }
+        top.phase = phase; top.ws = restriction; top.c = Int32(bits)
+        out.append(rest + [top])
+    }
+
+    /// The string constraints of a string frame (its node's) or a key frame (the object's propertyNames).
+    private func stringShape(_ f: Frame) -> SchemaNode.StringShape? {
+        switch schema.nodes[Int(f.node)] {
+        case let .string(shape): return shape
+        case let .object(shape): return shape.names
+        default: return nil
+        }
+    }
+
+    /// Adds one scalar to a string or key frame, if its constraints allow it.
+    private func scalar(_ top: inout Frame, _ v: UInt32) -> Bool {
+        if top.kind == .key {
+            guard case let .object(object) = schema.nodes[Int(top.node)] else { return false }
+            var states = tuples[Int(top.d)]
+            for (i, p) in object.patterns.enumerated() where states[i] >= 0 { states[i] = schema.patterns[p.pattern].step(states[i], v) }
+            let bytes = Array(String(Unicode.Scalar(v)!).utf8)
+            var a = top.a, b = top.b
+            for byte in bytes {
+                if a >= 0 { a = literalTries.child(a, byte) ?? -1 }
+                if b >= 0 { b = literalTries.child(b, byte) ?? -1 }
+            }
+            // Without undeclared members or patterns, only declared names not yet written can be written.
+            if object.additional == nil && object.patterns.isEmpty && a < 0 { return false }
+            if object.additional == nil && a < 0 && !states.prefix(object.patterns.count).contains(where: { $0 >= 0 }) { return false }
+            if let names = object.names {
+                let count = Int(states[states.count - 1]) + 1
+                if let m = names.maxLength, count > m { return false }
+                let offset = object.patterns.count
+                for (i, p) in names.patterns.enumerated() {
+                    let s = schema.patterns[p].step(states[offset + i], v)
+                    if s < 0 { return false }
+                    states[offset + i] = s
+                }
+                for (i, p) in names.excluded.enumerated() where states[offset + names.patterns.count + i] >= 0 {
+                    states[offset + names.patterns.count + i] = schema.patterns[p].step(states[offset + names.patterns.count + i], v)
+                }
+                if !jointlyFinishable(names, Array(states[offset..<(offset + names.patterns.count)]), count: count) { return false }
+                states[states.count - 1] = Int32(names.maxLength == nil ? min(count, names.minLength) : count)
+            }
+            top.a = a; top.b = b; top.d = tuple(states)
+            return true
+        }
+        guard case let .string(shape) = schema.nodes[Int(top.node)] else { return false }
+        let count = Int(top.b) + 1
+        if let maxLength = shape.maxLength, count > maxLength { return false }
+        if !shape.patterns.isEmpty || !shape.excluded.isEmpty {
+            var states = tuples[Int(top.a)]
+            for (i, p) in shape.patterns.enumerated() {
+                let s = schema.patterns[p].step(states[i], v)
+                if s < 0 { return false }
+                states[i] = s
+            }
+            for (i, p) in shape.excluded.enumerated() where states[shape.patterns.count + i] >= 0 {
+                states[shape.patterns.count + i] = schema.patterns[p].step(states[shape.patterns.count + i], v)
+            }
+            if !jointlyFinishable(shape, Array(states.prefix(shape.patterns.count)), count: count) { return false }
+            top.a = tuple(states)
+        }
+        // Without an upper bound only the distance to minLength matters, so states do not multiply by length.
+        top.b = Int32(shape.maxLength == nil ? min(count, shape.minLength) : count)
+        return true
+    }
+
+    /// Whether some scalar in `range` could still be added (decided before its last byte arrives).
+    private func roomFor(_ top: Frame, _ range: ClosedRange<UInt32>) -> Bool {
+        guard let shape = stringShape(top) else { return true }
+        let count = Int(top.kind == .key ? tuples[Int(top.d)].last! : top.b) + 1
+        if let m = shape.maxLength, count > m { return false }
+        guard shape.patterns.count == 1 else { return true }
+        let states = tuples[Int(top.kind == .key ? top.d : top.a)]
+        let offset = top.kind == .key ? patternCount(top) : 0
+        return schema.patterns[shape.patterns[0]].anyViable(from: states[offset], in: range, count: count, min: shape.minLength, max: shape.maxLength)
+    }
+
+    private func patternCount(_ f: Frame) -> Int {
+        if case let .object(shape) = schema.nodes[Int(f.node)] { return shape.patterns.count }
+        return 0
+    }
+
+    /// Whether the string may end here: length and every pattern satisfied, no excluded pattern matched.
+    private func stringMayEnd(_ f: Frame) -> Bool {
+        guard case let .string(shape) = schema.nodes[Int(f.node)] else { return false }
+        if Int(f.b) < shape.minLength { return false }
+        let states = tuples[Int(f.a)]
+        for (i, p) in shape.patterns.enumerated() where !schema.patterns[p].isAccepting(states[i]) { return false }
+        for (i, p) in shape.excluded.enumerated() {
+            let s = states[shape.patterns.count + i]
+            if s >= 0 && schema.patterns[p].isAccepting(s) { return false }
+        }
+        return true
+    }
+
+    /// Whether the patterns can all still match together within the length bounds (a product search when several).
+    private func jointlyFinishable(_ shape: SchemaNode.StringShape, _ states: [Int32], count: Int) -> Bool {
+        if states.isEmpty { return shape.maxLength.map { count <= $0 } ?? true }
+        if states.count == 1 {
+            return schema.patterns[shape.patterns[0]].canFinish(from: states[0], count: count, min: shape.minLength, max: shape.maxLength)
+        }
+        let id = tuple(states)
+        let norm = shape.maxLength == nil ? min(count, shape.minLength) : count
+        let key = Int64(id) << 24 | Int64(norm)
+        if let known = jointCache[key] { return known }
+        struct Node: Hashable { var s: [Int32]; var c: Int }
+        let patterns = shape.patterns.map { schema.patterns[$0] }
+        let reps = Array(Set(patterns.flatMap(\.representatives))).sorted()
+        var seen: Set<Node> = [Node(s: states, c: norm)]
+        var queue = [Node(s: states, c: norm)]
+        var found = false
+        var i = 0
+        while i < queue.count && !found {
+            let n = queue[i]; i += 1
+            if n.c >= shape.minLength && zip(patterns, n.s).allSatisfy({ $0.isAccepting($1) }) { found = true; break }
+            if let m = shape.maxLength, n.c >= m { continue }
+            for r in reps {
+                var next: [Int32] = []
+                for (p, s) in zip(patterns, n.s) {
+                    let t = p.step(s, r)
+                    if t < 0 { break }
+                    next.append(t)
+                }
+                guard next.count == patterns.count else { continue }
+                let c = shape.maxLength == nil ? min(n.c + 1, shape.minLength) : n.c + 1
+                let node = Node(s: next, c: c)
+                if seen.insert(node).inserted { queue.append(node) }
+            }
+            if seen.count > 50_000 { found = true }  // too large to prove; do not block generation
+        }
+        jointCache[key] = found
+        return found
     }
 
     private static func hexValue(_ b: UInt8) -> UInt8? {
@@ -480,43 +773,83 @@ public final class SchemaAutomaton: @unchecked Sendable {
         return id
     }
 
-    /// Whether `text` is a prefix of `-?(0|[1-9][0-9]*)(\.[0-9]+)?` within the digit limits (no '.' for integers).
+    /// Whether `text` is a prefix of `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` within the digit limits.
     private func numberSyntaxAllows(_ text: String, node: Int) -> Bool {
-        guard case let .number(integer, _, _) = schema.nodes[node] else { return false }
-        var bytes = Array(text.utf8)
-        if bytes.first == UInt8(ascii: "-") { bytes.removeFirst() }
+        if case let .number(shape) = schema.nodes[node], shape.integer {
+            // Integers: no exponent, and a fraction only of zeros (draft 4: none), so viability stays exact.
+            if text.contains(where: { $0 == "e" || $0 == "E" }) { return false }
+            if let dot = text.firstIndex(of: ".") {
+                if shape.integerSpelling || text[text.index(after: dot)...].contains(where: { $0 != "0" }) { return false }
+            }
+        }
+        var bytes = Array(text.utf8)[...]
+        if bytes.first == UInt8(ascii: "-") { bytes = bytes.dropFirst() }
         if bytes.isEmpty { return text == "-" }
+        var exponent: ArraySlice<UInt8>?
+        if let e = bytes.firstIndex(where: { $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }) {
+            exponent = bytes[(e + 1)...]
+            bytes = bytes[..<e]
+        }
         let parts = bytes.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false)
         let whole = parts[0]
         guard !whole.isEmpty, whole.count <= Self.maxIntegerDigits, whole.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return false }
         if whole.count > 1 && whole.first == 0x30 { return false }
         if parts.count == 2 {
-            guard !integer, parts[1].count <= Self.maxFractionDigits, parts[1].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return false }
+            guard parts[1].count <= Self.maxFractionDigits, parts[1].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return false }
+            if exponent != nil && parts[1].isEmpty { return false }
+        }
+        if var e = exponent {
+            if e.first == UInt8(ascii: "+") || e.first == UInt8(ascii: "-") { e = e.dropFirst() }
+            guard e.count <= Self.maxExponentDigits, e.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return false }
         }
         return true
     }
 
     private func numberComplete(_ f: Frame) -> Bool {
-        let text = numberPrefixes[Int(f.a)]
-        guard let last = text.utf8.last, last >= 0x30 && last <= 0x39, let v = Double(text),
-              case let .number(_, lo, hi) = schema.nodes[Int(f.node)] else { return false }
-        return (lo.map { v >= $0 } ?? true) && (hi.map { v <= $0 } ?? true)
+        numberValueAllowed(numberPrefixes[Int(f.a)], node: Int(f.node))
     }
 
-    /// Whether some completion of the syntactically valid prefix `text` lies within the node's bounds.
+    /// Whether the complete number text `text` is a value of the node.
+    private func numberValueAllowed(_ text: String, node: Int) -> Bool {
+        guard let last = text.utf8.last, last >= 0x30 && last <= 0x39, let v = Double(text), v.isFinite,
+              case let .number(shape) = schema.nodes[node] else { return false }
+        return shape.admits(text)
+    }
+
+    /// Whether some completion of the syntactically valid prefix `text` is a value of the node.
     private func numberViable(_ text: String, node: Int) -> Bool {
-        guard case let .number(integer, lo, hi) = schema.nodes[node] else { return false }
+        guard case let .number(shape) = schema.nodes[node] else { return false }
         let negative = text.hasPrefix("-")
         let body = negative ? String(text.dropFirst()) : text
-        let low = lo ?? -.infinity, high = hi ?? .infinity
-        // Magnitude intervals [x, y) (or a point) the completions can reach.
+        if let e = body.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            // The mantissa is fixed: try every exponent the typed digits can still become.
+            let mantissa = (negative ? "-" : "") + body[..<e]
+            var digits = String(body[body.index(after: e)...])
+            // A sign can still come only right after the 'e'.
+            var signs = digits.isEmpty ? ["", "-"] : [""]
+            if digits.hasPrefix("+") || digits.hasPrefix("-") { signs = [digits.hasPrefix("-") ? "-" : ""]; digits.removeFirst() }
+            var exponents: [String] = []
+            func grow(_ d: String) {
+                if !d.isEmpty { exponents.append(d) }
+                if d.count < Self.maxExponentDigits { for c in "0123456789" { grow(d + String(c)) } }
+            }
+            grow(digits)
+            for sign in signs {
+                for x in exponents where numberValueAllowed(mantissa + "e" + sign + x, node: node) { return true }
+            }
+            return false
+        }
+        // Magnitude intervals [x, y) (or a point) the mantissa's completions can reach.
         var spans: [(x: Double, y: Double, point: Bool)] = []
         if body.isEmpty {
             spans.append((0, pow(10, Double(Self.maxIntegerDigits)), false))
+        } else if shape.integer, let dot = body.firstIndex(of: ".") {
+            let v = Double(body[..<dot])!
+            spans.append((v, v, true))
         } else if let dot = body.firstIndex(of: ".") {
             let fraction = body[body.index(after: dot)...]
             let base = Double(body + (fraction.isEmpty ? "0" : ""))!
-            if fraction.count >= Self.maxFractionDigits {
+            if fraction.count >= Self.maxFractionDigits || base + pow(10, -Double(fraction.count)) == base {
                 spans.append((base, base, true))
             } else {
                 spans.append((base, base + pow(10, -Double(fraction.count)), false))
@@ -524,7 +857,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
         } else {
             let v = Double(body)!
             spans.append((v, v, true))
-            if !integer { spans.append((v, v + 1, false)) }
+            if !shape.integer { spans.append((v, v + 1, false)) }
             if body != "0" {
                 for k in stride(from: 1, through: Self.maxIntegerDigits - body.count, by: 1) {
                     let scale = pow(10, Double(k))
@@ -532,48 +865,61 @@ public final class SchemaAutomaton: @unchecked Sendable {
                 }
             }
         }
+        // An exponent may still scale whatever the mantissa becomes (0 stays 0).
+        // Scaling by division for negative powers: an integer over a power of ten rounds correctly (1e-4 is inexact).
+        let exponents: [Int] = [0] + (shape.integer || (shape.minimum == nil && shape.maximum == nil) ? [] : (-20...20).filter { $0 != 0 })
+        func scaled(_ v: Double, _ e: Int) -> Double { e >= 0 ? v * pow(10, Double(e)) : v / pow(10, Double(-e)) }
         for s in spans {
-            // Value interval: [x, y) or the point x (x == y); mirrored to (-y, -x] when negative.
-            let (a, b) = negative ? (-s.y, -s.x) : (s.x, s.y)
-            let aOpen = negative && !s.point, bOpen = !negative && !s.point
-            if integer {
-                // Integers inside the interval and the bounds.
-                let lower = max(aOpen ? a.rounded(.down) + 1 : a.rounded(.up), low.rounded(.up))
-                let upper = min(bOpen ? b.rounded(.up) - 1 : b.rounded(.down), high.rounded(.down))
-                if lower <= upper { return true }
-                continue
+            for e in exponents {
+                if e != 0 && s.point {
+                    // The mantissa as typed, then an exponent: decided exactly on the text.
+                    if numberValueAllowed(text + "e" + String(e), node: node) { return true }
+                    continue
+                }
+                var x = scaled(s.x, e), y = scaled(s.y, e)
+                if e != 0 {
+                    // Scaled intervals are inexact: shrink them so rounding never promises a value that is not there.
+                    let margin = max(abs(x), abs(y)) * 1e-12
+                    x += margin; y -= margin
+                    if x >= y { continue }
+                }
+                // Value interval: [x, y) or the point x; mirrored to (-y, -x] when negative.
+                let (a, b) = negative ? (-y, -x) : (x, y)
+                let aOpen = negative && !s.point, bOpen = !negative && !s.point
+                if intervalHasValue(a, b, aOpen: aOpen, bOpen: bOpen, point: s.point, shape) { return true }
             }
-            let lowerOpen = a > low ? aOpen : (a == low && aOpen)
-            let upperOpen = b < high ? bOpen : (b == high && bOpen)
-            let lower = max(a, low), upper = min(b, high)
-            if lower < upper || (lower == upper && !lowerOpen && !upperOpen) { return true }
         }
         return false
     }
 
-    // MARK: - Literal and key tries
+    /// Whether the interval holds a value within the node's bounds (an integer, a multiple of `multipleOf`).
+    private func intervalHasValue(_ a: Double, _ b: Double, aOpen: Bool, bOpen: Bool, point: Bool, _ shape: SchemaNode.NumberShape) -> Bool {
+        let low = shape.minimum ?? -.infinity, high = shape.maximum ?? .infinity
+        var lower = a, upper = b
+        var lowerOpen = aOpen, upperOpen = bOpen
+        if low > lower || (low == lower && shape.minimumExclusive) { lower = low; lowerOpen = shape.minimumExclusive }
+        if high < upper || (high == upper && shape.maximumExclusive) { upper = high; upperOpen = shape.maximumExclusive }
+        if lower > upper || (lower == upper && (lowerOpen || upperOpen)) { return false }
+        let step: Double? = shape.multipleOf.flatMap(Double.init) ?? (shape.integer ? 1 : nil)
+        guard var m = step else { return true }
+        if shape.integer, let d = shape.multipleOf.flatMap(Double.init), d.rounded() != d { m = 1 }  // approximate
+        var k = (lower / m).rounded(.up)
+        if lowerOpen && k * m <= lower { k += 1 }
+        let candidate = k * m
+        return candidate < upper || (candidate == upper && !upperOpen)
+    }
+
+    // MARK: - Literal tries
 
     private func literalRoot(_ node: Int) -> Int32 {
         if let r = literalRoots[node] { return r }
         guard case let .literal(values) = schema.nodes[node] else { return -1 }
         let root = literalTries.newNode()
-        for v in values { literalTries.insert(Array(v.description.utf8), payload: 0, root: root) }
-        literalRoots[node] = root
-        return root
-    }
-
-    /// A trie of the member names (after the opening quote, with the closing quote) that may come next.
-    private func keyRoot(_ node: Int, next: Int) -> Int32 {
-        let key = Int64(node) << 32 | Int64(next)
-        if let r = keyRoots[key] { return r }
-        guard case let .object(properties, _) = schema.nodes[node] else { return -1 }
-        let root = literalTries.newNode()
-        for j in next..<properties.count {
-            let quoted = Array(JSONValue.quote(properties[j].name).utf8.dropFirst())
-            literalTries.insert(quoted, payload: Int32(j), root: root)
-            if properties[j].required { break }
+        for v in values {
+            literalTexts.append(v)
+            literalTries.insert(Array(v.description.utf8), payload: Int32(literalTexts.count - 1), root: root)
         }
-        keyRoots[key] = root
+        literalRoots[node] = root
         return root
     }
 }

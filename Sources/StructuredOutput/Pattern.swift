@@ -83,22 +83,37 @@ final class Pattern {
     /// ASCII transitions `[state * 128 + scalar]`: -2 unknown, -1 dead.
     private var asciiTable: [Int32] = []
     private var otherTransitions: [UInt64: Int32] = [:]
-    private var representatives: [UInt32] = []
+    private(set) var representatives: [UInt32] = []
     private var boundaries: [UInt32] = []
     private var viableCache: [ViableKey: Bool] = [:]
     static let maxStates = 20_000
+    private let stateLimit: Int
 
     /// The DFA state before any scalar.
     private(set) var initial: Int32 = 0
 
     /// Compiles `source`; throws ``PatternError`` for anything outside the subset.
-    init(_ source: String) throws {
-        self.source = source
+    convenience init(_ source: String) throws {
         var parser = PatternParser(source: source)
         var node = try parser.parseAll()
         // Unanchored ends match anything (ECMA-262 search semantics).
         if !parser.anchoredStart { node = .concat([.repeatRange(.set(.any), 0, nil), node]) }
         if !parser.anchoredEnd { node = .concat([node, .repeatRange(.set(.any), 0, nil)]) }
+        try self.init(node: node, source: source)
+    }
+
+    /// Exactly the strings in `literals` (compared by Unicode scalars).
+    convenience init(literals: [String]) {
+        let node = PatternNode.alternation(literals.map { .concat($0.unicodeScalars.map { .set(ScalarSet($0.value)) }) })
+        // Linear in the literals' length, so not bounded like a pattern's repetitions.
+        let scalars = literals.reduce(0) { $0 + $1.unicodeScalars.count }
+        try! self.init(node: node, source: "one of " + literals.map { JSONValue.quote($0) }.joined(separator: ", "),
+                       stateLimit: max(Pattern.maxStates, 4 * (scalars + literals.count) + 16))
+    }
+
+    init(node: PatternNode, source: String, stateLimit: Int = Pattern.maxStates) throws {
+        self.source = source
+        self.stateLimit = stateLimit
         let (s, a) = try build(node)
         start = s
         accept = a
@@ -111,17 +126,15 @@ final class Pattern {
         initial = intern(closure([start]))
     }
 
-    /// The nearest scalar at or after `v` that constrained generation can write unescaped inside a JSON string.
+    /// The nearest scalar at or after `v` that a JSON string can carry (surrogates cannot stand alone).
     static func generable(_ v: UInt32) -> UInt32? {
         var v = v
-        if v < 0x20 { v = 0x20 }
-        if v == 0x22 || v == 0x5C { v += 1 }
         if (0xD800...0xDFFF).contains(v) { v = 0xE000 }
         return v <= 0x10FFFF ? v : nil
     }
 
-    /// Whether a JSON string may carry `v` unescaped under constraint.
-    static func isGenerable(_ v: UInt32) -> Bool { v >= 0x20 && v != 0x22 && v != 0x5C && !(0xD800...0xDFFF).contains(v) }
+    /// Whether a JSON string can carry `v` (raw, or escaped when it is a quote, a backslash or a control character).
+    static func isGenerable(_ v: UInt32) -> Bool { v <= 0x10FFFF && !(0xD800...0xDFFF).contains(v) }
 
     /// Whether the whole of `text` matches.
     func matches(_ text: String) -> Bool {
@@ -227,7 +240,7 @@ final class Pattern {
     }
 
     private func newState() throws -> Int32 {
-        guard edges.count < Pattern.maxStates else {
+        guard edges.count < stateLimit else {
             throw PatternError(pattern: source, offset: 0, reason: "the pattern expands to more than \(Pattern.maxStates) automaton states; use smaller repetition counts")
         }
         edges.append([])
@@ -308,24 +321,34 @@ private struct PatternParser {
 
     func fail(_ reason: String) -> PatternError { PatternError(pattern: source, offset: i, reason: reason) }
 
+    /// The whole pattern. `^` may open and `$` close each top-level alternative (ECMA-262 binds them to the
+    /// alternative: `^a|b$` is "starts with a, or ends with b"); an alternative without them is searched for.
     mutating func parseAll() throws -> PatternNode {
-        if i < chars.count, chars[i] == "^" { anchoredStart = true; i += 1 }
-        var end = chars.count
-        if end > i, chars[end - 1] == "$" && !(end >= 2 && chars[end - 2] == "\\" && !escapedBackslash(before: end - 2)) {
-            anchoredEnd = true
-            end -= 1
-        }
-        let limit = end
-        let node = try alternation(until: limit)
+        let limit = chars.count
+        var options: [PatternNode] = []
+        repeat {
+            if !options.isEmpty { i += 1 }  // the '|'
+            var start = false, end = false
+            if i < limit, chars[i] == "^" { start = true; i += 1 }
+            var parts: [PatternNode] = []
+            while i < limit, chars[i] != "|", chars[i] != ")" {
+                if chars[i] == "$" {
+                    i += 1
+                    guard i == limit || chars[i] == "|" else { throw fail("'$' is only supported at the end of the pattern or of a top-level alternative") }
+                    end = true
+                    break
+                }
+                parts.append(try quantified(try atom(limit: limit), limit: limit))
+            }
+            var node: PatternNode = parts.count == 1 ? parts[0] : .concat(parts)
+            if !start { node = .concat([.repeatRange(.set(.any), 0, nil), node]) }
+            if !end { node = .concat([node, .repeatRange(.set(.any), 0, nil)]) }
+            options.append(node)
+        } while i < limit && chars[i] == "|"
         guard i == limit else { throw fail("unbalanced ')'") }
-        return node
-    }
-
-    /// Whether the backslash at `index` is itself escaped.
-    func escapedBackslash(before index: Int) -> Bool {
-        var n = 0, j = index - 1
-        while j >= 0 && chars[j] == "\\" { n += 1; j -= 1 }
-        return n % 2 == 1
+        anchoredStart = true
+        anchoredEnd = true
+        return options.count == 1 ? options[0] : .alternation(options)
     }
 
     mutating func alternation(until limit: Int) throws -> PatternNode {
@@ -413,7 +436,7 @@ private struct PatternParser {
         case "\\":
             return .set(try escape(limit: limit, inClass: false))
         case "^", "$":
-            throw fail("'\(c)' is only supported at the start ('^') or end ('$') of the pattern")
+            throw fail("'\(c)' is only supported at the start ('^') or end ('$') of the pattern or of a top-level alternative")
         case "*", "+", "?":
             throw fail("nothing to repeat")
         default:

@@ -16,7 +16,7 @@ public final class VocabularyTrie: @unchecked Sendable {
     let tokenStart: [Int32]
     let tokenIDs: [Int32]
     /// Each token's bytes, by id (empty for control tokens).
-    let tokenBytes: [[UInt8]]
+    public let tokenBytes: [[UInt8]]
 
     /// Builds the trie of every token's bytes (control tokens, which have none, are left out).
     public init(tokenizer: any Tokenizer) {

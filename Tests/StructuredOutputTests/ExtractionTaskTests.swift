@@ -64,7 +64,7 @@ struct ExtractionTaskTests {
             ("name: t\nschema: schema.json\nvalidators:\n  - {field: category, regex: \"([\"}\n", "not a valid regular expression"),
             ("name: t\nschema: schema.json\ntemplate: no placeholder\n", "must contain {text}"),
             ("name: t\nschema: schema.json\nmax_token: 3\n", "unknown key"),
-            ("name: t\nschema: '{\"type\":\"string\",\"format\":\"uri\"}'\n", "format"),
+            ("name: t\nschema: '{\"type\":\"string\",\"pattern\":\"(?=a)b\"}'\n", "lookaround"),
         ]
         for (yaml, message) in cases {
             let path = try write(yaml, schema: Self.schema)
