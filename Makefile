@@ -7,7 +7,7 @@ SWIFT ?= swift
 RELEASE := -c release
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: demo test models build deps bench compare-llama bench-structured serve adapters loadtest loadtest-serve simulate scope
+.PHONY: demo test models build deps bench compare-llama bench-structured bench-schemas bench-generate serve adapters loadtest loadtest-serve simulate scope
 
 # Debian packages the build and the set-up need (the Swift toolchain itself ships with the machine image).
 deps:
@@ -79,6 +79,30 @@ compare-llama: models build
 bench-structured: models build
 	.build/release/microscale bench --model $(MODEL) --structured examples/extraction/task.yaml --inputs 1000
 	.build/release/microscale bench --model $(MODEL) --labels --label-prompts 3
+
+# JSON Schema coverage (README, "Coverage, measured on JSONSchemaBench"): MaskBench's schemas and instances through
+# the automaton in any spelling and in the canonical one generation writes (with the mask time per token), and the
+# JSON-Schema-Test-Suite's draft 2020-12 tests through the validator. The pinned commits are cloned into bench/
+# (git-ignored) when missing; nothing of them is committed. About 3 minutes.
+MASKBENCH_COMMIT := ba103c73756198dd9b149ddc7db7867da7a077f6
+bench/jsonschemabench:
+	git clone -q https://github.com/guidance-ai/jsonschemabench $@ && git -C $@ checkout -q $(MASKBENCH_COMMIT)
+TEST_SUITE_COMMIT := 44401e0c046704b476ec9d2e2fccdaee618f259d
+bench/JSON-Schema-Test-Suite:
+	git clone -q https://github.com/json-schema-org/JSON-Schema-Test-Suite $@ && git -C $@ checkout -q $(TEST_SUITE_COMMIT)
+bench-schemas: models build bench/jsonschemabench bench/JSON-Schema-Test-Suite
+	.build/release/microscale bench-schemas --maskbench bench/jsonschemabench/maskbench/data --any-spelling \
+	  --test-suite bench/JSON-Schema-Test-Suite/tests/draft2020-12
+	.build/release/microscale bench-schemas --maskbench bench/jsonschemabench/maskbench/data --model $(MODEL)
+
+# Generation over 200 MaskBench schemas with SmolLM2 (the schema and "produce an example", greedy), each output
+# checked by the Python jsonschema package (installed into .venv-test if missing). About 30 minutes on 2 cores.
+bench-generate: models build bench/jsonschemabench
+	.build/release/microscale bench-schemas --maskbench bench/jsonschemabench/maskbench/data --model $(MODEL) --mask-schemas 0 \
+	  --generate 200 --generated-output reports/maskbench-generated.jsonl
+	@[ -x .venv-test/bin/python ] || python3 -m venv .venv-test
+	@.venv-test/bin/python -c 'import jsonschema' 2>/dev/null || .venv-test/bin/python -m pip install -q jsonschema
+	.venv-test/bin/python scripts/check-generated.py reports/maskbench-generated.jsonl
 
 # The learning loop end to end (README, "The learning loop"): Banking77 from 5 labelled items per intent, and the
 # support task on a longer synthetic stream (the example generator at 5 times the size, another seed).

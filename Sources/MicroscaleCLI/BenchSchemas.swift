@@ -21,11 +21,26 @@ struct BenchSchemas: ParsableCommand {
     @Option(help: "Whitespace bytes allowed at each structural position (MaskBench's instances are written by Python's json.dumps, with ', ' and ': ').")
     var whitespace: UInt8 = 1
 
+    @Flag(help: "Accept any spelling JSON allows (declared members in any order, any escape) instead of the canonical one generation writes.")
+    var anySpelling = false
+
     @Option(help: "A .gguf model whose tokenizer measures mask time per token (MaskBench's protocol: a mask per token of each instance).")
     var model: String?
 
-    @Option(help: "Schemas whose masks are timed with --model (every Nth schema, spread over the subsets).")
+    @Option(help: "Schemas whose masks are timed with --model (every Nth schema, spread over the subsets; 0: none).")
     var maskSchemas = 500
+
+    @Option(help: "Generate with --model for this many compiled schemas (every Nth, prompt: the schema and \"produce an example\"), greedy.")
+    var generate = 0
+
+    @Option(help: "Token budget of each generation.")
+    var maxTokens = 512
+
+    @Option(help: "Longest prompt in tokens; longer schemas are passed over (and counted).")
+    var maxPromptTokens = 2048
+
+    @Option(help: "Write the generations (schema file, schema, output, tokens, whether the budget cut it) to this JSON Lines file, for scripts/check-generated.py.")
+    var generatedOutput = "reports/maskbench-generated.jsonl"
 
     @Option(help: "Write one line per schema (compile result, instance results) to this JSON Lines file.")
     var output: String?
@@ -87,6 +102,8 @@ struct BenchSchemas: ParsableCommand {
         var approximations: Int
         var valid = 0, invalid = 0, validRejected = 0, invalidAccepted = 0
         var validatorWrong = 0
+        /// Invalid instances the automaton reads to an accepting end and only the validator's final check refuses.
+        var invalidCaughtAtEnd = 0
         var firstWrong: String?
     }
 
@@ -110,7 +127,7 @@ struct BenchSchemas: ParsableCommand {
             var automaton: SchemaAutomaton?
             do {
                 let schema = try Schema(document: schemaDocument)
-                automaton = SchemaAutomaton(schema: schema, maxWhitespace: whitespace)
+                automaton = SchemaAutomaton(schema: schema, maxWhitespace: whitespace, spelling: anySpelling ? .any : .canonical)
                 row.compiled = true
                 row.approximations = schema.approximations.count
             } catch {
@@ -136,6 +153,10 @@ struct BenchSchemas: ParsableCommand {
                         }
                     }
                     if !valid && accepted { row.invalidAccepted += 1; row.firstWrong = row.firstWrong ?? "test \(t) invalid, accepted: \(text.prefix(300))" }
+                    if !valid && !accepted && automaton.needsValidation {
+                        let end = automaton.step(automaton.initial, text.utf8)
+                        if end >= 0 && automaton.isAccepting(end) { row.invalidCaughtAtEnd += 1 }
+                    }
                     if automaton.schema.violations(of: instance).isEmpty != valid { row.validatorWrong += 1 }
                 }
             }
@@ -147,7 +168,68 @@ struct BenchSchemas: ParsableCommand {
         }
         try? log?.close()
         printMaskBenchTable(rows)
-        if let model { try timeMasks(model: model, dir: dir, files: files, rows: rows) }
+        if let model, maskSchemas > 0 { try timeMasks(model: model, dir: dir, files: files, rows: rows) }
+        if generate > 0 {
+            guard let model else { throw ValidationError("--generate needs --model") }
+            try generateExamples(model: model, dir: dir, rows: rows)
+        }
+    }
+
+    struct Generated: Codable {
+        var file: String
+        var schema: String
+        var output: String
+        var tokens: Int
+        var promptTokens: Int
+        var cutByBudget: Bool
+        var violations: [String]
+        var seconds: Double
+    }
+
+    /// Generation over a spread sample of compiled schemas: the schema and "produce an example" in the chat template,
+    /// greedy, one output per schema, written for an independent validator (scripts/check-generated.py).
+    func generateExamples(model path: String, dir: String, rows: [Row]) throws {
+        let loaded = try LoadedModel(path: path)
+        let vocabulary = VocabularyTrie(tokenizer: loaded.tokenizer)
+        let compiled = rows.filter(\.compiled)
+        let stride = max(1, compiled.count / generate)
+        try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: generatedOutput).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        guard FileManager.default.createFile(atPath: generatedOutput, contents: nil), let log = FileHandle(forWritingAtPath: generatedOutput) else {
+            throw ValidationError("cannot write \(generatedOutput)")
+        }
+        var done = 0, tooLong = 0, cut = 0, invalid = 0, tokens = 0
+        var seconds = 0.0
+        var index = 0
+        while done < generate && index < compiled.count {
+            let row = compiled[index]
+            index += stride
+            let entry = try JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/" + row.file))))
+            guard let document = entry["schema"] else { continue }
+            let schema = try Schema(document: document)
+            let messages = [
+                ChatMessage(role: "system", content: "You write JSON that is valid under the JSON Schema you are given."),
+                ChatMessage(role: "user", content: "JSON Schema:\n\(document.description)\n\nProduce an example: one JSON value valid under this schema."),
+            ]
+            let prompt = try loaded.chatTokens(messages)
+            if prompt.count > maxPromptTokens { tooLong += 1; continue }
+            let constraint = TokenConstraint(schema: schema, vocabulary: vocabulary)
+            let clock = ContinuousClock.now
+            let result = try generateStructured(loaded.model, tokenizer: loaded.tokenizer, prompt: prompt, constraint: constraint,
+                                                parameters: GenerateParameters(maxTokens: maxTokens))
+            let elapsed = (ContinuousClock.now - clock).seconds
+            let line = Generated(file: row.file, schema: document.description, output: result.text, tokens: result.tokens, promptTokens: prompt.count,
+                                 cutByBudget: result.completedByConstraint, violations: result.violations.map { "\($0.path): \($0.reason)" }, seconds: elapsed)
+            log.write(Data((String(decoding: try JSONEncoder().encode(line), as: UTF8.self) + "\n").utf8))
+            done += 1
+            tokens += result.tokens
+            seconds += elapsed
+            if result.completedByConstraint { cut += 1 }
+            if !result.violations.isEmpty { invalid += 1 }
+            if done % 20 == 0 { FileHandle.standardError.write(Data("\(done)/\(generate) generated, \(Int(seconds)) s\n".utf8)) }
+        }
+        try log.close()
+        print(String(format: "\ngeneration (%@, greedy, budget %d tokens): %d schemas (%d passed over: prompt over %d tokens); valid under our validator %d of %d; cut by the budget %d; %d tokens, %.1f s; outputs in %@ (check them with scripts/check-generated.py)",
+                     URL(fileURLWithPath: path).lastPathComponent, maxTokens, done, tooLong, maxPromptTokens, done - invalid, done, cut, tokens, seconds, generatedOutput))
     }
 
     func printMaskBenchTable(_ rows: [Row]) {
@@ -173,7 +255,10 @@ struct BenchSchemas: ParsableCommand {
         print(line("**total**", rows))
         let approximated = rows.filter { $0.approximations > 0 }
         let validatorWrong = rows.reduce(0) { $0 + $1.validatorWrong }
-        print("\nschemas compiled with a keyword the validator completes (approximations): \(approximated.count); validator disagrees with MaskBench's label on \(validatorWrong) instances of compiled schemas")
+        let caughtAtEnd = rows.reduce(0) { $0 + $1.invalidCaughtAtEnd }
+        print("\nspelling: \(anySpelling ? "any (members in any order, any escape)" : "canonical, as generated (declaration order, \\u escapes only for control characters)"); schemas compiled with a keyword the validator completes (approximations): \(approximated.count)")
+        print("invalid instances the automaton reads to the end and only the validator's final check refuses (a token mask alone would accept them): \(caughtAtEnd)")
+        print("validator disagrees with MaskBench's label on \(validatorWrong) instances of compiled schemas")
         var reasons: [String: Int] = [:]
         for r in rows {
             guard let e = r.error else { continue }
@@ -199,7 +284,7 @@ struct BenchSchemas: ParsableCommand {
         for row in Swift.stride(from: 0, to: compiled.count, by: stride).map({ compiled[$0] }) {
             let entry = try JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/" + row.file))))
             guard let document = entry["schema"], let schema = try? Schema(document: document), case let .array(tests)? = entry["tests"] else { continue }
-            let constraint = TokenConstraint(schema: schema, vocabulary: vocabulary, maxWhitespace: whitespace)
+            let constraint = TokenConstraint(schema: schema, vocabulary: vocabulary, maxWhitespace: whitespace, spelling: anySpelling ? .any : .canonical)
             for test in tests {
                 guard let instance = test["data"] else { continue }
                 var state = constraint.automaton.initial

@@ -5,7 +5,10 @@ import Foundation
 /// States are sets of parse stacks, interned on first use; transitions are cached, so after warm-up a byte costs one
 /// table lookup. Every text it accepts validates, except where ``Schema/approximations`` lists a keyword it only
 /// over-approximates (then ``accepts(_:)`` and generation also ask the exact validator). It is stricter than the
-/// schema in a few documented ways: declared members come in declaration order (undeclared ones anywhere), numbers
+/// schema in a few documented ways: unless ``Spelling/any`` is asked for, declared members come in declaration
+/// order (undeclared ones anywhere; OpenAI's structured outputs and MaskBench's instances keep that order) and strings
+/// use `\u` escapes only for control characters, where JSON requires an escape, and objects that declare members get
+/// no undeclared ones unless `additionalProperties` or `patternProperties` asks for them; numbers
 /// have at most 20 integer digits, 20 fraction digits and a 3-digit exponent, nesting stops at depth 48, and
 /// whitespace between tokens is limited to runs of ``maxWhitespace`` bytes. Not thread-safe: one generation at a
 /// time per automaton.
@@ -20,7 +23,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
     static let maxIntegerDigits = 20, maxFractionDigits = 20, maxExponentDigits = 3
 
     private var literalTries = LiteralTries()
-    private var literalRoots: [Int: Int32] = [:]
+    private var literalRoots: [Int64: Int32] = [:]
     /// Literal texts by trie payload.
     private var literalTexts: [JSONValue] = []
     private var nameRoots: [Int64: Int32] = [:]
@@ -39,11 +42,26 @@ public final class SchemaAutomaton: @unchecked Sendable {
     /// The state before the first byte.
     public private(set) var initial: Int32 = 0
 
+    /// Which of the texts that spell a valid value the automaton admits.
+    public enum Spelling: Sendable {
+        /// What generation writes: declared members in declaration order (undeclared ones anywhere, and only where
+        /// `additionalProperties` or `patternProperties` is given, or the object declares none), and `\u` escapes
+        /// only for control characters, so a model has no detour to spend tokens on (`"O\u0052D"` for `"ORD"`, or
+        /// members nobody asked for).
+        case canonical
+        /// Any text JSON and JSON Schema allow: declared members in any order, any escape (for checking texts
+        /// written elsewhere, such as Python's `json.dumps` with its `\u00e9` escapes).
+        case any
+    }
+    /// Which spellings are admitted.
+    public let spelling: Spelling
+
     /// Builds the automaton for a compiled schema; `maxWhitespace` bytes of whitespace may stand at each structural
     /// position (0 generates compact JSON: models given room pad with long runs of newlines, costing tokens).
-    public init(schema: Schema, maxWhitespace: UInt8 = 0) {
+    public init(schema: Schema, maxWhitespace: UInt8 = 0, spelling: Spelling = .canonical) {
         self.schema = schema
         self.maxWhitespace = maxWhitespace
+        self.spelling = spelling
         var start: [[Frame]] = []
         expand([], node: schema.root, depth: 0, into: &start)
         initial = intern(start)
@@ -93,6 +111,14 @@ public final class SchemaAutomaton: @unchecked Sendable {
     /// A short text that completes a value from `state` (best-first search over the automaton, guided by a
     /// structural estimate of what each open frame still needs), or nil if none is found within `limit` states.
     public func shortestCompletion(from state: Int32, limit: Int = 200_000) -> [UInt8]? {
+        // ASCII first (with continuation bytes to finish a character in progress); non-ASCII text only when a value
+        // needs it (an enum of "Sjöfart": a canonical string has no \u escape to spell it in ASCII). Lead bytes from
+        // the start would multiply the states the search visits by the characters it could write.
+        if let ascii = shortestCompletion(from: state, limit: limit, alphabet: Self.completionAlphabet) { return ascii }
+        return shortestCompletion(from: state, limit: limit, alphabet: Self.completionAlphabet + Array(UInt8(0xC2)...UInt8(0xF4)))
+    }
+
+    private func shortestCompletion(from state: Int32, limit: Int, alphabet: [UInt8]) -> [UInt8]? {
         if isAccepting(state) { return [] }
         var parent: [Int32: (Int32, UInt8)] = [state: (-1, 0)]
         var cost: [Int32: Int] = [state: 0]
@@ -110,7 +136,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
             let g = cost[s]! + 1
             // A complete number never needs more digits to finish; without this the search would enumerate them.
             let numberDone = states[Int(s)].allSatisfy { $0.last.map { $0.kind == .number && numberComplete($0) } ?? false }
-            for b in Self.completionAlphabet {
+            for b in alphabet {
                 if numberDone && (b == UInt8(ascii: ".") || b == UInt8(ascii: "e") || b == UInt8(ascii: "E") || (0x30...0x39).contains(b)) { continue }
                 let t = step(s, b)
                 guard t >= 0, g < cost[t] ?? .max else { continue }
@@ -235,7 +261,13 @@ public final class SchemaAutomaton: @unchecked Sendable {
         case .array: out.append(rest + [Frame(kind: .array, node: node)])
         case let .string(shape):
             out.append(rest + [Frame(kind: .string, node: node, a: tuple(shape.patterns.map { schema.patterns[$0].initial } + shape.excluded.map { schema.patterns[$0].initial }))])
-        case .literal: out.append(rest + [Frame(kind: .literal, node: node, a: literalRoot(resolved))])
+        case .literal:
+            // An item of a uniqueItems array: only the values not used yet.
+            var used: Int32 = 0
+            if let parent = rest.last, parent.kind == .array, case let .array(_, _, _, _, unique) = schema.nodes[Int(parent.node)], unique {
+                used = parent.d
+            }
+            out.append(rest + [Frame(kind: .literal, node: node, a: literalRoot(resolved, excluding: used, array: rest.last?.node))])
         case .number: out.append(rest + [Frame(kind: .number, node: node, a: numberID(""))])
         case .reference, .never: break
         }
@@ -353,10 +385,14 @@ public final class SchemaAutomaton: @unchecked Sendable {
         case .key:
             feedString(top, rest, byte, into: &out)
         case .array:
-            guard case let .array(prefix, item, minItems, maxItems, _) = schema.nodes[Int(top.node)] else { return }
+            guard case let .array(prefix, item, minItems, maxItems, unique) = schema.nodes[Int(top.node)] else { return }
             let count = Int(top.a)
             let next: Int? = count < prefix.count ? prefix[count] : item
-            let room = (maxItems.map { count < $0 } ?? true) && next != nil
+            var room = (maxItems.map { count < $0 } ?? true) && next != nil
+            // Unique items from a fixed set: room while an unused value remains for the next position.
+            if unique, room, let next, case let .literal(values) = schema.nodes[schema.resolved(next)] {
+                room = values.contains { v in uniqueBit(Int(top.node), v).map { top.d & (1 << $0) == 0 } ?? false }
+            }
             switch top.phase {
             case 0:
                 if byte == UInt8(ascii: "[") { top.phase = 1; push(top) }
@@ -408,9 +444,42 @@ public final class SchemaAutomaton: @unchecked Sendable {
 
     /// Whether another member can still be written: a declared one not yet present, or an undeclared one.
     private func memberMayFollow(_ shape: SchemaNode.ObjectShape, _ f: Frame) -> Bool {
-        if shape.additional != nil || !shape.patterns.isEmpty { return true }
-        let present = presence(f)
-        return shape.properties.indices.contains { !Self.has(present, $0) }
+        if additional(shape) != nil || !shape.patterns.isEmpty { return true }
+        return !writable(shape, presence(f)).isEmpty
+    }
+
+    /// The schema of undeclared members: none in the canonical spelling when `additionalProperties` was left to its
+    /// default on an object that declares members (and needs no more members than it declares), so a model does not
+    /// wander off into members nobody asked for.
+    private func additional(_ shape: SchemaNode.ObjectShape) -> Int? {
+        if spelling == .canonical && shape.additionalImplicit && (!shape.properties.isEmpty || !shape.patterns.isEmpty)
+            && shape.minProperties <= shape.properties.count { return nil }
+        return shape.additional
+    }
+
+    private func isNever(_ node: Int) -> Bool {
+        switch schema.nodes[schema.resolved(node)] {
+        case .never: true
+        case let .literal(values): values.isEmpty
+        default: false
+        }
+    }
+
+    /// The declared members that can still be written given those `present`. In declaration order: those after the
+    /// last one written, up to the first that must not be skipped (required, or required by a member written) and
+    /// only those whose own dependencies are written or still to come.
+    private func writable(_ shape: SchemaNode.ObjectShape, _ present: [Int32]) -> [Int] {
+        // A member whose schema is false can never be written.
+        let open = shape.properties.indices.filter { !Self.has(present, $0) && !isNever(shape.properties[$0].node) }
+        guard spelling == .canonical else { return open }
+        let last = shape.properties.indices.last { Self.has(present, $0) } ?? -1
+        let needed = Set(shape.dependentRequired.filter { Self.has(present, $0.key) }.flatMap(\.value))
+        var out: [Int] = []
+        for j in (last + 1)..<shape.properties.count {
+            if !isNever(shape.properties[j].node), (shape.dependentRequired[j] ?? []).allSatisfy({ Self.has(present, $0) || $0 > j }) { out.append(j) }
+            if shape.properties[j].required || needed.contains(j) { break }
+        }
+        return out
     }
 
     /// Whether the object may end here: required members written, enough members, dependencies met.
@@ -443,8 +512,8 @@ public final class SchemaAutomaton: @unchecked Sendable {
         if let r = nameRoots[key] { return r }
         guard case let .object(shape) = schema.nodes[node] else { return -1 }
         let root = literalTries.newNode()
-        let words = present < 0 ? [] : tuples[Int(present)]
-        for j in shape.properties.indices where !Self.has(words, j) {
+        let names = present < 0 ? Array(shape.properties.indices) : writable(shape, tuples[Int(present)])
+        for j in names {
             literalTries.insert(Array(shape.properties[j].name.utf8), payload: Int32(j), root: root)
         }
         nameRoots[key] = root
@@ -479,7 +548,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
             var mask = 0
             for (i, p) in shape.patterns.enumerated() where states[i] >= 0 && schema.patterns[p.pattern].isAccepting(states[i]) { mask |= 1 << i }
             if mask == 0 {
-                chosen = shape.additional
+                chosen = additional(shape)
             } else if mask.nonzeroBitCount == 1 {
                 chosen = shape.patterns[mask.trailingZeroBitCount].node
             } else {
@@ -505,7 +574,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
     private func feedString(_ frame: Frame, _ rest: [Frame], _ byte: UInt8, into out: inout [[Frame]]) {
         var top = frame
         func push() { out.append(rest + [top]) }
-        if top.kind == .key, case let .object(shape) = schema.nodes[Int(top.node)], shape.additional == nil, shape.patterns.isEmpty {
+        if top.kind == .key, case let .object(shape) = schema.nodes[Int(top.node)], additional(shape) == nil, shape.patterns.isEmpty {
             // Only declared names can be written: walk their trie byte by byte (\u escapes are not accepted here).
             switch top.phase {
             case 1:
@@ -534,7 +603,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
             case UInt8(ascii: "\""):
                 if top.kind == .key { closeKey(top, rest, into: &out) } else if stringMayEnd(top), let f = finished(rest) { out.append(f) }
             case UInt8(ascii: "\\"):
-                if roomFor(top, 0...0x10FFFF) { top.phase = 2; push() }
+                if spelling == .any ? roomFor(top, 0...0x10FFFF) : escapable(top, Self.canonicalEscapes) { top.phase = 2; push() }
             case 0..<0x20:
                 return
             case 0x20..<0x80:
@@ -551,8 +620,8 @@ public final class SchemaAutomaton: @unchecked Sendable {
         case 2:
             let escapes: [UInt8: UInt32] = [0x22: 0x22, 0x5C: 0x5C, 0x2F: 0x2F, 0x62: 8, 0x66: 0xC, 0x6E: 0xA, 0x72: 0xD, 0x74: 9]
             if let v = escapes[byte] {
-                if scalar(&top, v) { top.phase = 1; push() }
-            } else if byte == UInt8(ascii: "u") {
+                if spelling == .any || v != 0x2F, scalar(&top, v) { top.phase = 1; push() }
+            } else if byte == UInt8(ascii: "u"), spelling == .any || escapable(top, Array(0...0x1F)) {
                 top.phase = 3; top.ws = 0; top.c = 0; push()
             }
         case 3, 6:
@@ -567,11 +636,15 @@ public final class SchemaAutomaton: @unchecked Sendable {
                 let shift = 4 * (4 - Int32(top.ws))
                 let lo = UInt32(low << shift), hi = UInt32(((low + 1) << shift) - 1)
                 if lo >= 0xDC00 && hi <= 0xDFFF { return }
-                let range = lo >= 0xD800 && hi <= 0xDBFF ? 0x10000...0x10FFFF : lo...hi
-                guard roomFor(top, range) else { return }
+                if spelling == .canonical {
+                    guard lo <= 0x1F, escapable(top, Array(lo...min(hi, 0x1F))) else { return }
+                } else {
+                    guard roomFor(top, lo >= 0xD800 && hi <= 0xDBFF ? 0x10000...0x10FFFF : lo...hi) else { return }
+                }
             }
             if top.ws == 4 {
                 if top.phase == 3 {
+                    if spelling == .canonical && low > 0x1F { return }
                     if (0xD800...0xDBFF).contains(low) { top.phase = 4; top.ws = 0; top.c = (low - 0xD800) << 16; push(); return }
                     if (0xDC00...0xDFFF).contains(low) { return }
                     guard scalar(&top, UInt32(low)) else { return }
@@ -645,8 +718,16 @@ public final class SchemaAutomaton: @unchecked Sendable {
                 if b >= 0 { b = literalTries.child(b, byte) ?? -1 }
             }
             // Without undeclared members or patterns, only declared names not yet written can be written.
-            if object.additional == nil && object.patterns.isEmpty && a < 0 { return false }
-            if object.additional == nil && a < 0 && !states.prefix(object.patterns.count).contains(where: { $0 >= 0 }) { return false }
+            if additional(object) == nil && object.patterns.isEmpty && a < 0 { return false }
+            if additional(object) == nil && a < 0 {
+                // An undeclared name must still be able to match some pattern within propertyNames' length bounds.
+                let count = Int(states[states.count - 1]) + 1
+                let viable = object.patterns.indices.contains { i in
+                    states[i] >= 0 && schema.patterns[object.patterns[i].pattern].canFinish(from: states[i], count: count, min: object.names?.minLength ?? 0,
+                                                                                             max: object.names?.maxLength)
+                }
+                if !viable { return false }
+            }
             if let names = object.names {
                 let count = Int(states[states.count - 1]) + 1
                 if let m = names.maxLength, count > m { return false }
@@ -688,6 +769,18 @@ public final class SchemaAutomaton: @unchecked Sendable {
 
     /// Whether some scalar in `range` could still be added (decided before its last byte arrives).
     private func roomFor(_ top: Frame, _ range: ClosedRange<UInt32>) -> Bool {
+        if top.kind == .key, case let .object(object) = schema.nodes[Int(top.node)], additional(object) == nil {
+            // A name must stay a declared one (its trie has a way on) or able to match some pattern.
+            let states = tuples[Int(top.d)]
+            let count = Int(states[states.count - 1]) + 1
+            let patternRoom = object.patterns.indices.contains { i in
+                states[i] >= 0 && schema.patterns[object.patterns[i].pattern].anyViable(from: states[i], in: range, count: count,
+                                                                                          min: object.names?.minLength ?? 0, max: object.names?.maxLength)
+            }
+            let lead = range.lowerBound < 0x80 ? UInt8(range.lowerBound) : 0xC2
+            let trieRoom = top.a >= 0 && literalTries.children[Int(top.a)].contains { range.lowerBound < 0x80 ? $0.0 == lead : $0.0 >= 0x80 }
+            if !patternRoom && !trieRoom { return false }
+        }
         guard let shape = stringShape(top) else { return true }
         let count = Int(top.kind == .key ? tuples[Int(top.d)].last! : top.b) + 1
         if let m = shape.maxLength, count > m { return false }
@@ -695,6 +788,18 @@ public final class SchemaAutomaton: @unchecked Sendable {
         let states = tuples[Int(top.kind == .key ? top.d : top.a)]
         let offset = top.kind == .key ? patternCount(top) : 0
         return schema.patterns[shape.patterns[0]].anyViable(from: states[offset], in: range, count: count, min: shape.minLength, max: shape.maxLength)
+    }
+
+    /// Whether one of the scalars `values` (the few a canonical escape can stand for) can be added: exact, unlike
+    /// ``roomFor(_:_:)``, so a canonical `\` never leads to a dead end.
+    /// What a canonical escape can stand for, the common ones first.
+    private static let canonicalEscapes: [UInt32] = [0x22, 0x5C, 0x0A, 0x09, 0x0D] + Array(0...0x1F).filter { ![0x0A, 0x09, 0x0D].contains($0) }
+
+    private func escapable(_ top: Frame, _ values: [UInt32]) -> Bool {
+        values.contains { v in
+            var t = top
+            return scalar(&t, v)
+        }
     }
 
     private func patternCount(_ f: Frame) -> Int {
@@ -849,6 +954,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
         } else if let dot = body.firstIndex(of: ".") {
             let fraction = body[body.index(after: dot)...]
             let base = Double(body + (fraction.isEmpty ? "0" : ""))!
+            if !fraction.isEmpty { spans.append((base, base, true)) }  // as typed, then perhaps an exponent
             if fraction.count >= Self.maxFractionDigits || base + pow(10, -Double(fraction.count)) == base {
                 spans.append((base, base, true))
             } else {
@@ -911,15 +1017,19 @@ public final class SchemaAutomaton: @unchecked Sendable {
 
     // MARK: - Literal tries
 
-    private func literalRoot(_ node: Int) -> Int32 {
-        if let r = literalRoots[node] { return r }
+    /// The trie of a literal node's values, leaving out those whose bit (in the unique `array`'s value list) is set
+    /// in `excluding`.
+    private func literalRoot(_ node: Int, excluding: Int32 = 0, array: Int32? = nil) -> Int32 {
+        let key = Int64(node) << 32 | Int64(UInt32(bitPattern: excluding))
+        if let r = literalRoots[key] { return r }
         guard case let .literal(values) = schema.nodes[node] else { return -1 }
         let root = literalTries.newNode()
         for v in values {
+            if excluding != 0, let array, let bit = uniqueBit(Int(array), v), excluding & (1 << bit) != 0 { continue }
             literalTexts.append(v)
             literalTries.insert(Array(v.description.utf8), payload: Int32(literalTexts.count - 1), root: root)
         }
-        literalRoots[node] = root
+        literalRoots[key] = root
         return root
     }
 }

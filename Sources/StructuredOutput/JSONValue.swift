@@ -12,20 +12,9 @@ public indirect enum JSONValue: Sendable, Equatable, CustomStringConvertible {
     /// Members in source order.
     case object([(key: String, value: JSONValue)])
 
-    public static func == (a: JSONValue, b: JSONValue) -> Bool {
-        switch (a, b) {
-        case (.null, .null): return true
-        case let (.bool(x), .bool(y)): return x == y
-        case let (.number(x, _), .number(y, _)): return x == y
-        case let (.string(x), .string(y)): return x == y
-        case let (.array(x), .array(y)): return x == y
-        case let (.object(x), .object(y)):
-            guard x.count == y.count else { return false }
-            let right = Dictionary(y.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
-            return x.allSatisfy { right[$0.key] == $0.value }
-        default: return false
-        }
-    }
+    /// JSON equality (``sameValue(as:)``): strings and member names by Unicode scalars, never by canonical
+    /// equivalence (`"é"` and `"e\u{301}"` differ), numbers by value, objects whatever their member order.
+    public static func == (a: JSONValue, b: JSONValue) -> Bool { a.sameValue(as: b) }
 
     /// The member named `key` of an object.
     public subscript(key: String) -> JSONValue? {

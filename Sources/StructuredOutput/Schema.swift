@@ -116,6 +116,9 @@ enum SchemaNode: Sendable {
         var properties: [Property] = []
         /// Schema of members that are not declared and match no pattern; nil: none allowed.
         var additional: Int?
+        /// `additionalProperties` was absent (JSON Schema's default, any value): the canonical spelling generation
+        /// uses then writes no undeclared members on an object that declares some (see ``SchemaAutomaton/Spelling``).
+        var additionalImplicit = false
         /// `patternProperties`: (index into ``Schema/patterns``, node).
         var patterns: [(pattern: Int, node: Int)] = []
         /// For members matching several patterns: the intersection's node, keyed by the bitmask of matching patterns.
@@ -190,8 +193,8 @@ public final class Schema: @unchecked Sendable {
         ("not", "any", "exact for types, required, patterns, enum/const; otherwise checked by the validator"),
         ("$ref / $defs / definitions / $id / $anchor", "any", "references inside the document (JSON Pointers, ids, anchors), recursion allowed"),
         ("true / false / {}", "any", "any value (bounded nesting) / no value"),
-        ("properties / required", "object", "declared members, generated in declaration order"),
-        ("additionalProperties", "object", "true (the default), false, or a schema for undeclared members"),
+        ("properties / required", "object", "declared members, in any order (generation: declaration order)"),
+        ("additionalProperties", "object", "true (the default), false, or a schema for undeclared members (generation writes them only when this or patternProperties is given)"),
         ("patternProperties / propertyNames", "object", "members by name pattern; constraints on every name"),
         ("minProperties / maxProperties", "object", "member count bounds"),
         ("dependentRequired / dependencies (arrays)", "object", "members required by a present member"),
@@ -199,7 +202,7 @@ public final class Schema: @unchecked Sendable {
         ("minItems / maxItems", "array", "item count bounds"),
         ("uniqueItems", "array", "exact for items from a fixed set of scalars; otherwise checked by the validator"),
         ("pattern", "string", "a regular expression in the documented subset (searched, as ECMA-262 does, unless anchored)"),
-        ("format", "string", "date, date-time, time, email, hostname, ipv4, ipv6, uuid, uri, uri-reference; others are annotations"),
+        ("format", "string", "date, date-time, time, duration, email, hostname, ipv4, ipv6, uuid, uri, uri-reference, iri, iri-reference, uri-template, json-pointer, relative-json-pointer asserted; regex checked by the validator; others are annotations"),
         ("minLength / maxLength", "string", "length bounds in Unicode scalars"),
         ("minimum / maximum / exclusiveMinimum / exclusiveMaximum", "number", "bounds (numbers, or draft-04 booleans)"),
         ("multipleOf", "number", "exact decimal divisibility"),
@@ -276,6 +279,11 @@ struct SchemaCompiler {
     let draft: SchemaDraft
     var refs: [String: Int] = [:]
     var approximations: [String] = []
+    /// Approximations made so far, counting again each reuse of a reference whose schema holds one: a `not` over a
+    /// schema that grew this count is not complemented (the complement of an over-approximation is too strict).
+    var approximationCount = 0
+    /// References whose schema holds an approximation.
+    var inexactRefs: Set<String> = []
     var intersections: [Int64: Int] = [:]
     var complements: [Int: Int] = [:]
     var literalPatterns: [String: Int] = [:]
@@ -296,6 +304,7 @@ struct SchemaCompiler {
     }
 
     mutating func approximate(_ path: String, _ why: String) {
+        approximationCount += 1
         if approximations.count < 50 { approximations.append(path + ": " + why) }
     }
 
@@ -359,7 +368,14 @@ struct SchemaCompiler {
             parts.append(add(.anyOf(indices, exclusive: exclusive)))
         }
         if let n = keys["not"] {
-            parts.append(try complement(try compile(n, path: path + "/not", base: base), path: path + "/not"))
+            let before = approximationCount
+            let node = try compile(n, path: path + "/not", base: base)
+            if approximationCount > before {
+                approximate(path + "/not", "this not (over a schema that is itself only approximated) is checked by the validator")
+                parts.append(anyNode)
+            } else {
+                parts.append(try complement(node, path: path + "/not"))
+            }
         }
         for keyword in ["if", "contains", "dependentSchemas", "unevaluatedProperties", "unevaluatedItems"] where keys[keyword] != nil {
             approximate(path + "/" + keyword, "\(keyword) is checked by the validator")
@@ -377,13 +393,18 @@ struct SchemaCompiler {
     mutating func reference(_ ref: JSONValue, path: String, base: String) throws -> Int {
         guard let target = ref.stringValue else { throw SchemaError(path: path, reason: "$ref must be a string") }
         let absolute = URIs.resolve(target, against: base)
-        if let known = refs[absolute] { return known }
+        if let known = refs[absolute] {
+            if inexactRefs.contains(absolute) { approximationCount += 1 }
+            return known
+        }
         guard let (value, targetBase) = schema.validator.resolveReference(target, base: base) else {
             throw SchemaError(path: path, reason: "reference \(target) points to nothing in this document (references to other documents are not fetched)")
         }
         let placeholder = add(.reference(-1))
         refs[absolute] = placeholder
+        let before = approximationCount
         let node = try compile(value, path: target, base: targetBase)
+        if approximationCount > before { inexactRefs.insert(absolute) }
         schema.nodes[placeholder] = .reference(node)
         return placeholder
     }
@@ -510,6 +531,7 @@ struct SchemaCompiler {
             if case .never = schema.nodes[node] { shape.additional = nil } else { shape.additional = node }
         } else {
             shape.additional = anyNode
+            shape.additionalImplicit = true
         }
         if let p = keys["properties"] {
             guard case let .object(members) = p else { throw SchemaError(path: path + "/properties", reason: "properties must be an object") }
@@ -622,6 +644,12 @@ struct SchemaCompiler {
         var maxItems = try count(keys, "maxItems", path: path)
         if item == nil { maxItems = min(maxItems ?? prefix.count, prefix.count) }
         var unique = keys["uniqueItems"] == .bool(true)
+        if unique && (maxItems ?? 2) > 1, let fixedItem = item.map(fixedValues) ?? [], let fixedPrefix = Optional(prefix.map(fixedValues)),
+           fixedPrefix.allSatisfy({ $0 != nil }) {
+            // Items from fixed sets (enum strings included) become literals, so the array can track which are used.
+            prefix = fixedPrefix.map { add(.literal($0!)) }
+            if item != nil { item = add(.literal(fixedItem)) }
+        }
         if unique && (maxItems ?? 2) > 1 {
             if !uniqueIsExact(prefix: prefix, item: item) {
                 approximate(path + "/uniqueItems", "uniqueness of items that are not fixed scalars is checked by the validator")
@@ -629,6 +657,24 @@ struct SchemaCompiler {
             }
         } else { unique = false }
         return add(.array(prefix: prefix, item: item, minItems: minItems, maxItems: maxItems, unique: unique))
+    }
+
+    /// The fixed values a node allows (literals, exact string sets, and anyOfs of them), or nil.
+    func fixedValues(_ n: Int) -> [JSONValue]? {
+        switch schema.nodes[schema.resolved(n)] {
+        case let .literal(values): return values
+        case let .string(s) where s.patterns.count == 1 && s.excluded.isEmpty:
+            guard let strings = literalSet(s.patterns[0]) else { return nil }
+            return strings.filter { string in
+                let n = string.unicodeScalars.count
+                return n >= s.minLength && (s.maxLength.map { n <= $0 } ?? true)
+            }.map(JSONValue.string)
+        case let .anyOf(branches, false):
+            var out: [JSONValue] = []
+            for b in branches { guard let v = fixedValues(b) else { return nil }; out += v }
+            return out
+        default: return nil
+        }
     }
 
     /// Uniqueness is tracked exactly (a bitmask of used values) when every item is one of at most 30 scalars.
@@ -814,6 +860,7 @@ struct SchemaCompiler {
             case let (x?, y?): shape.additional = try intersect(x, y, path: path)
             default: shape.additional = nil
             }
+            shape.additionalImplicit = s.additionalImplicit && t.additionalImplicit
             for (source, other) in [(s, t), (t, s)] {
                 _ = other
                 for (i, needs) in source.dependentRequired {
@@ -848,8 +895,12 @@ struct SchemaCompiler {
     /// approximation noted.
     mutating func flatAnyOf(_ branches: [Int], exclusive: Bool, path: String, fallback: Int) -> Int {
         var out: [Int] = []
+        var seen: Set<Int> = []
         for b in branches where !isNever(b) {
-            if !exclusive, case let .anyOf(inner, false) = schema.nodes[schema.resolved(b)] { out += inner.filter { !isNever($0) } } else { out.append(b) }
+            let parts: [Int]
+            if !exclusive, case let .anyOf(inner, false) = schema.nodes[schema.resolved(b)] { parts = inner.filter { !isNever($0) } } else { parts = [b] }
+            // The same node twice adds nothing to an anyOf (it would to a oneOf's count).
+            for p in parts where exclusive || seen.insert(schema.resolved(p)).inserted { out.append(p) }
         }
         if out.count > 256 {
             approximate(path, "an allOf or not too large to intersect exactly is checked by the validator")
@@ -866,6 +917,7 @@ struct SchemaCompiler {
 
     func isNever(_ n: Int) -> Bool {
         if case .never = schema.nodes[schema.resolved(n)] { return true }
+        if case let .literal(v) = schema.nodes[schema.resolved(n)], v.isEmpty { return true }
         if case let .anyOf(b, _) = schema.nodes[schema.resolved(n)], b.isEmpty { return true }
         return false
     }

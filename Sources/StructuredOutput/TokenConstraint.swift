@@ -75,9 +75,10 @@ public final class TokenConstraint: @unchecked Sendable {
     /// Masks computed.
     public private(set) var masksComputed = 0
 
-    /// Compiles `schema` for a tokenizer's vocabulary (`maxWhitespace`: see ``SchemaAutomaton/maxWhitespace``).
-    public init(schema: Schema, vocabulary: VocabularyTrie, maxWhitespace: UInt8 = 0) {
-        automaton = SchemaAutomaton(schema: schema, maxWhitespace: maxWhitespace)
+    /// Compiles `schema` for a tokenizer's vocabulary (`maxWhitespace`: see ``SchemaAutomaton/maxWhitespace``;
+    /// `spelling`: see ``SchemaAutomaton/Spelling``).
+    public init(schema: Schema, vocabulary: VocabularyTrie, maxWhitespace: UInt8 = 0, spelling: SchemaAutomaton.Spelling = .canonical) {
+        automaton = SchemaAutomaton(schema: schema, maxWhitespace: maxWhitespace, spelling: spelling)
         self.vocabulary = vocabulary
     }
 
@@ -148,12 +149,16 @@ public final class TokenConstraint: @unchecked Sendable {
 }
 
 /// A logits processor that keeps generation inside a schema: disallowed tokens get -infinity, end-of-generation
-/// is allowed only once the value is complete, and only end-of-generation once nothing can follow.
+/// is allowed only once the value is complete, and only end-of-generation once nothing can follow. When the schema
+/// has keywords the automaton only over-approximates (``Schema/approximations``), a complete value must also pass
+/// the exact validator before end-of-generation is allowed, as long as anything else can still be written.
 public struct SchemaLogitProcessor: LogitProcessor {
     /// The compiled constraint (shared).
     public let constraint: TokenConstraint
     /// The automaton state after the tokens sampled so far (-1 after a token the constraint did not allow).
     public private(set) var state: Int32
+    /// The text so far (kept only when the validator has the last word).
+    private var bytes: [UInt8] = []
 
     /// A processor at the start of a value.
     public init(constraint: TokenConstraint) {
@@ -163,7 +168,11 @@ public struct SchemaLogitProcessor: LogitProcessor {
 
     public func process(_ logits: inout [Float]) {
         guard state >= 0 else { return }
-        let bits = constraint.mask(state)
+        var bits = constraint.mask(state)
+        if constraint.automaton.needsValidation, constraint.automaton.isAccepting(state), !constraint.isClosed(state),
+           !((try? JSONValue.parse(bytes)).map { constraint.automaton.schema.violations(of: $0).isEmpty } ?? false) {
+            for id in constraint.vocabulary.endTokens { bits[id >> 6] &= ~(1 << UInt64(id & 63)) }
+        }
         logits.withUnsafeMutableBufferPointer { l in
             for w in 0..<bits.count {
                 let word = bits[w]
@@ -182,6 +191,7 @@ public struct SchemaLogitProcessor: LogitProcessor {
     public mutating func didSample(_ token: Int) {
         // End-of-generation tokens have no bytes, so they leave the state as it is.
         if state >= 0 { state = constraint.advance(state, token: token) }
+        if constraint.automaton.needsValidation { bytes += constraint.vocabulary.tokenBytes[token] }
     }
 
     /// Whether the text so far is a complete value.

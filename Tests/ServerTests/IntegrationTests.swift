@@ -64,7 +64,8 @@ func escalatingText(adapter: String) throws -> String {
     }
 
     /// The OpenAI SDK's `parse`, Instructor (JSON_SCHEMA and JSON modes) and LangChain's `with_structured_output`, with
-    /// their defaults, get objects their own models validate, in compact JSON.
+    /// their defaults, get objects their own models validate, in compact JSON; so do richer Pydantic models (inheritance,
+    /// `$defs`, nested lists, unions, optionals) and an `allOf` inheritance schema.
     @Test(.enabled(if: External.python != nil || External.required)) func structuredOutputClientLibrariesWorkUnchanged() async throws {
         let python = try #require(External.python)
         let adapter = try await Fixtures.supportAdapter()
@@ -72,7 +73,8 @@ func escalatingText(adapter: String) throws -> String {
         let result = try run(python, [Fixtures.root + "/Tests/ServerTests/Scripts/client_libraries.py", server.url, "api-key"])
         #expect(result.status == 0, "\(result.output)")
         let summary = try JSONSerialization.jsonObject(with: Data((result.output.split(separator: "\n").last ?? "").utf8)) as? [String: Any]
-        for key in ["parse", "instructor_json_schema", "instructor_json", "langchain_json_schema", "langchain_json_mode"] {
+        for key in ["parse", "instructor_json_schema", "instructor_json", "langchain_json_schema", "langchain_json_mode", "parse_customer",
+                    "instructor_customer", "allof_inheritance"] {
             #expect(summary?[key] != nil, "\(key) missing: \(result.output)")
         }
         #expect(server.stop() == 0)
