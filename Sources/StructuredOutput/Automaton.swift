@@ -65,7 +65,14 @@ public final class SchemaAutomaton: @unchecked Sendable {
         var start: [[Frame]] = []
         expand([], node: schema.root, depth: 0, into: &start)
         initial = intern(start)
+        admitsUndeclaredMembers = schema.nodes.contains { node in
+            if case let .object(shape) = node { additional(shape) != nil || !shape.patterns.isEmpty } else { false }
+        }
     }
+
+    /// Whether some object of the schema lets undeclared member names be written (free text: the automaton does not
+    /// remember them, so a name could repeat; ``SchemaLogitProcessor`` refuses repeats).
+    public private(set) var admitsUndeclaredMembers = false
 
     /// Distinct states seen so far.
     public var stateCount: Int { states.count }
@@ -115,15 +122,18 @@ public final class SchemaAutomaton: @unchecked Sendable {
         // needs it (an enum of "Sjöfart": a canonical string has no \u escape to spell it in ASCII). Lead bytes from
         // the start would multiply the states the search visits by the characters it could write.
         if let ascii = shortestCompletion(from: state, limit: limit, alphabet: Self.completionAlphabet) { return ascii }
-        return shortestCompletion(from: state, limit: limit, alphabet: Self.completionAlphabet + Array(UInt8(0xC2)...UInt8(0xF4)))
+        if let any = shortestCompletion(from: state, limit: limit, alphabet: Self.completionAlphabet + Array(UInt8(0xC2)...UInt8(0xF4))) { return any }
+        // Where the estimate is far below the truth (large objects with free names beside required ones), the exact
+        // search runs out of states; weighting the estimate (weighted A*) finds a completion, no longer the shortest.
+        return shortestCompletion(from: state, limit: limit, alphabet: Self.completionAlphabet, weight: 8)
     }
 
-    private func shortestCompletion(from state: Int32, limit: Int, alphabet: [UInt8]) -> [UInt8]? {
+    private func shortestCompletion(from state: Int32, limit: Int, alphabet: [UInt8], weight: Int = 1) -> [UInt8]? {
         if isAccepting(state) { return [] }
         var parent: [Int32: (Int32, UInt8)] = [state: (-1, 0)]
         var cost: [Int32: Int] = [state: 0]
         var heap = MinHeap()
-        heap.push(estimate(state), state)
+        heap.push(weight * estimate(state), state)
         var expanded = 0
         while let (_, s) = heap.pop(), expanded < limit {
             expanded += 1
@@ -142,7 +152,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
                 guard t >= 0, g < cost[t] ?? .max else { continue }
                 cost[t] = g
                 parent[t] = (s, b)
-                heap.push(g + estimate(t), t)
+                heap.push(g + weight * estimate(t), t)
             }
         }
         return nil
@@ -150,7 +160,15 @@ public final class SchemaAutomaton: @unchecked Sendable {
 
     /// Bytes the open frames of `state` still need at least (roughly): the search's guide.
     private func estimate(_ state: Int32) -> Int {
-        states[Int(state)].map { stack in stack.reduce(0) { $0 + estimate($1) } }.min() ?? 0
+        states[Int(state)].map { stack in
+            var total = stack.reduce(0) { $0 + estimate($1) }
+            // A member name in progress along a required name: the object frame counts that whole name, so what is
+            // typed already comes off (without this the search would try every shorter free name first).
+            if let key = stack.last, key.kind == .key, key.phase == 1, key.a >= 0, literalTries.onRequired[Int(key.a)] {
+                total -= Int(literalTries.depth[Int(key.a)])
+            }
+            return total
+        }.min() ?? 0
     }
 
     private func estimate(_ f: Frame) -> Int {
@@ -187,6 +205,31 @@ public final class SchemaAutomaton: @unchecked Sendable {
     }
 
     private var minimumLengths: [Int: Int] = [:]
+    private var minimumDepths: [Int: Int] = [:]
+
+    /// Levels of nesting below a value of `node` that its shortest form needs (0 for scalars and containers that
+    /// may be empty).
+    private func minimumDepth(_ index: Int) -> Int {
+        let node = schema.resolved(index)
+        if let d = minimumDepths[node] { return d }
+        minimumDepths[node] = 0  // recursion guard
+        let d: Int
+        switch schema.nodes[node] {
+        case let .object(shape):
+            let required = shape.properties.filter(\.required)
+            if required.isEmpty {
+                d = shape.minProperties == 0 ? 0 : 1 + (([shape.additional].compactMap { $0 } + shape.properties.map(\.node)).map(minimumDepth).min() ?? 0)
+            } else {
+                d = 1 + (required.map { minimumDepth($0.node) }.max() ?? 0)
+            }
+        case let .array(prefix, item, minItems, _, _):
+            d = minItems == 0 ? 0 : 1 + (0..<minItems).map { minimumDepth($0 < prefix.count ? prefix[$0] : item ?? schema.anyNode) }.max()!
+        case let .anyOf(branches, _): d = branches.map(minimumDepth).min() ?? 0
+        default: d = 0
+        }
+        minimumDepths[node] = d
+        return d
+    }
 
     /// A lower estimate of the bytes a value of `node` takes.
     private func minimumLength(_ index: Int) -> Int {
@@ -253,6 +296,9 @@ public final class SchemaAutomaton: @unchecked Sendable {
     private func expand(_ rest: [Frame], node index: Int, depth: Int, into out: inout [[Frame]]) {
         guard rest.count < Self.maxDepth, depth < 64 else { return }
         let resolved = schema.resolved(index)
+        // Only values whose shortest form fits under the nesting limit: a container that needs children one level
+        // deeper than the limit allows would be a dead end.
+        guard rest.count + minimumDepth(resolved) < Self.maxDepth else { return }
         let node = Int32(resolved)
         switch schema.nodes[resolved] {
         case let .anyOf(branches, _):
@@ -361,14 +407,15 @@ public final class SchemaAutomaton: @unchecked Sendable {
             case 1, 6, 7:
                 if whitespace() { return }
                 let count = Int(top.c)
-                if byte == UInt8(ascii: "\""), top.phase != 6, shape.maxProperties.map({ count < $0 }) ?? true, memberMayFollow(shape, top) {
+                let deeper = rest.count + 1 < Self.maxDepth  // room for a member's value
+                if byte == UInt8(ascii: "\""), top.phase != 6, deeper, shape.maxProperties.map({ count < $0 }) ?? true, memberMayFollow(shape, top) {
                     top.phase = 2; top.ws = 0
                     let key = Frame(kind: .key, phase: 1, node: top.node, a: nameRoot(Int(top.node), present: top.a),
                                     b: nameRoot(Int(top.node), present: -1), c: 0, d: initialNameTuple(shape))
                     out.append(rest + [top, key])
                 } else if byte == UInt8(ascii: "}"), top.phase != 7, mayClose(shape, top) {
                     if let f = finished(rest) { out.append(f) }
-                } else if byte == UInt8(ascii: ","), top.phase == 6, shape.maxProperties.map({ count < $0 }) ?? true,
+                } else if byte == UInt8(ascii: ","), top.phase == 6, deeper, shape.maxProperties.map({ count < $0 }) ?? true,
                           memberMayFollow(shape, top) {
                     top.phase = 7; top.ws = 0; push(top)
                 }
@@ -388,7 +435,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
             guard case let .array(prefix, item, minItems, maxItems, unique) = schema.nodes[Int(top.node)] else { return }
             let count = Int(top.a)
             let next: Int? = count < prefix.count ? prefix[count] : item
-            var room = (maxItems.map { count < $0 } ?? true) && next != nil
+            var room = (maxItems.map { count < $0 } ?? true) && next != nil && rest.count + 1 < Self.maxDepth
             // Unique items from a fixed set: room while an unused value remains for the next position.
             if unique, room, let next, case let .literal(values) = schema.nodes[schema.resolved(next)] {
                 room = values.contains { v in uniqueBit(Int(top.node), v).map { top.d & (1 << $0) == 0 } ?? false }
@@ -514,7 +561,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
         let root = literalTries.newNode()
         let names = present < 0 ? Array(shape.properties.indices) : writable(shape, tuples[Int(present)])
         for j in names {
-            literalTries.insert(Array(shape.properties[j].name.utf8), payload: Int32(j), root: root)
+            literalTries.insert(Array(shape.properties[j].name.utf8), payload: Int32(j), root: root, required: shape.properties[j].required)
         }
         nameRoots[key] = root
         return root
@@ -1039,19 +1086,27 @@ struct LiteralTries {
     var children: [[(UInt8, Int32)]] = []
     /// Value at a node where a complete literal ends, else -1.
     var payload: [Int32] = []
+    /// Bytes from the root to the node.
+    var depth: [Int32] = []
+    /// Whether a literal inserted as `required` passes through the node (a required member's name).
+    var onRequired: [Bool] = []
 
     mutating func newNode() -> Int32 {
         children.append([])
         payload.append(-1)
+        depth.append(0)
+        onRequired.append(false)
         return Int32(children.count - 1)
     }
 
-    mutating func insert(_ bytes: [UInt8], payload value: Int32, root: Int32) {
+    mutating func insert(_ bytes: [UInt8], payload value: Int32, root: Int32, required: Bool = false) {
         var n = root
         for b in bytes {
-            if let c = child(n, b) { n = c; continue }
+            if let c = child(n, b) { n = c; onRequired[Int(n)] = onRequired[Int(n)] || required; continue }
             let c = newNode()
             children[Int(n)].append((b, c))
+            depth[Int(c)] = depth[Int(n)] + 1
+            onRequired[Int(c)] = required
             n = c
         }
         if payload[Int(n)] < 0 { payload[Int(n)] = value }

@@ -17,12 +17,28 @@ public final class VocabularyTrie: @unchecked Sendable {
     let tokenIDs: [Int32]
     /// Each token's bytes, by id (empty for control tokens).
     public let tokenBytes: [[UInt8]]
+    /// Tokens with a '"' in their bytes (the only ones that can complete a member name).
+    let quoteTokens: [Int]
+
+    /// The tokens whose bytes are a prefix of `bytes` (walking the trie along them).
+    func tokens(along bytes: ArraySlice<UInt8>) -> [Int] {
+        var out: [Int] = []
+        var n = 0
+        for b in bytes {
+            guard let e = (Int(edgeStart[n])..<Int(edgeStart[n + 1])).first(where: { edgeBytes[$0] == b }) else { break }
+            n = Int(edgeTargets[e])
+            out += (Int(tokenStart[n])..<Int(tokenStart[n + 1])).map { Int(tokenIDs[$0]) }
+        }
+        return out
+    }
 
     /// Builds the trie of every token's bytes (control tokens, which have none, are left out).
     public init(tokenizer: any Tokenizer) {
         vocabularySize = tokenizer.vocabularySize
         endTokens = (0..<tokenizer.vocabularySize).filter { tokenizer.isEndOfGeneration($0) }
-        tokenBytes = (0..<tokenizer.vocabularySize).map { tokenizer.bytes(of: $0, special: false) }
+        let tokenBytes = (0..<tokenizer.vocabularySize).map { tokenizer.bytes(of: $0, special: false) }
+        self.tokenBytes = tokenBytes
+        quoteTokens = tokenBytes.indices.filter { tokenBytes[$0].contains(UInt8(ascii: "\"")) }
         var children: [[UInt8: Int32]] = [[:]]
         var ending: [[Int32]] = [[]]
         for t in 0..<tokenizer.vocabularySize where !tokenizer.isEndOfGeneration(t) {
@@ -159,11 +175,14 @@ public struct SchemaLogitProcessor: LogitProcessor {
     public private(set) var state: Int32
     /// The text so far (kept only when the validator has the last word).
     private var bytes: [UInt8] = []
+    /// The member names written so far, when the schema lets undeclared names be written (nil otherwise).
+    private var names: MemberNameTracker?
 
     /// A processor at the start of a value.
     public init(constraint: TokenConstraint) {
         self.constraint = constraint
         state = constraint.automaton.initial
+        names = constraint.automaton.admitsUndeclaredMembers ? MemberNameTracker() : nil
     }
 
     public func process(_ logits: inout [Float]) {
@@ -173,6 +192,7 @@ public struct SchemaLogitProcessor: LogitProcessor {
            !((try? JSONValue.parse(bytes)).map { constraint.automaton.schema.violations(of: $0).isEmpty } ?? false) {
             for id in constraint.vocabulary.endTokens { bits[id >> 6] &= ~(1 << UInt64(id & 63)) }
         }
+        if let names { refuseRepeatedNames(names, &bits) }
         logits.withUnsafeMutableBufferPointer { l in
             for w in 0..<bits.count {
                 let word = bits[w]
@@ -188,10 +208,50 @@ public struct SchemaLogitProcessor: LogitProcessor {
         }
     }
 
+    /// No member name twice in one object: refuses tokens that close a name its object already has, and tokens that
+    /// leave a name unfinished where every way to finish it is a name already there. Only tokens with a '"' and tokens
+    /// along the used names can do either, so only those are checked. If nothing would be left (a name set so small
+    /// that every name is used), the mask is kept and the validator reports the repeat.
+    private func refuseRepeatedNames(_ names: MemberNameTracker, _ bits: inout [UInt64]) {
+        let v = constraint.vocabulary
+        var candidates = v.quoteTokens
+        if let (prefix, used) = names.openName {
+            for name in used where name.starts(with: prefix) { candidates += v.tokens(along: name[prefix.count...]) }
+        }
+        var filtered = bits
+        for id in candidates where filtered[id >> 6] & (1 << UInt64(id & 63)) != 0 {
+            var copy = names
+            var keep = copy.feed(v.tokenBytes[id])
+            if keep, let (prefix, used) = copy.openName, used.contains(where: { $0.starts(with: prefix) }) {
+                let next = constraint.advance(state, token: id)
+                var budget = 4096
+                keep = next >= 0 && nameCanFinish(next, prefix, used, budget: &budget)
+            }
+            if !keep { filtered[id >> 6] &= ~(1 << UInt64(id & 63)) }
+        }
+        if filtered.contains(where: { $0 != 0 }) { bits = filtered }
+    }
+
+    /// Whether the name being written (`prefix` so far, automaton at `state`) can end as a name not in `used`: a
+    /// depth-first search over the bytes the automaton allows, cut short as soon as the prefix leaves every used name
+    /// (then any way to finish is new). Escapes are not followed; past `budget` steps it answers yes.
+    private func nameCanFinish(_ state: Int32, _ prefix: [UInt8], _ used: Set<[UInt8]>, budget: inout Int) -> Bool {
+        budget -= 1
+        if budget < 0 || !used.contains(where: { $0.starts(with: prefix) }) { return true }
+        let automaton = constraint.automaton
+        if automaton.step(state, UInt8(ascii: "\"")) >= 0 && !used.contains(prefix) { return true }
+        for b in UInt8(0x20)...UInt8(0xFF) where b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\") {
+            let next = automaton.step(state, b)
+            if next >= 0 && nameCanFinish(next, prefix + [b], used, budget: &budget) { return true }
+        }
+        return false
+    }
+
     public mutating func didSample(_ token: Int) {
         // End-of-generation tokens have no bytes, so they leave the state as it is.
         if state >= 0 { state = constraint.advance(state, token: token) }
         if constraint.automaton.needsValidation { bytes += constraint.vocabulary.tokenBytes[token] }
+        _ = names?.feed(constraint.vocabulary.tokenBytes[token])
     }
 
     /// Whether the text so far is a complete value.

@@ -187,6 +187,24 @@ struct KeywordTests {
         }
     }
 
+    @Test("nesting stops at the depth limit without a dead end: every prefix the automaton accepts can still be completed")
+    func depthLimitHasNoDeadEnd() throws {
+        // MaskBench Handwritten/dep1: required members and any values, nested by the model past the limit.
+        let s = try schema(#"{"type": "object", "allOf": [{"dependencies": {"a": ["b", "c"], "b": ["d"]}}, {"required": ["a"]}]}"#)
+        let automaton = SchemaAutomaton(schema: s)
+        var text = #"{"a":"#
+        var deepest = 0
+        while automaton.step(automaton.initial, (text + #"[{"x":"#).utf8) >= 0 {
+            text += #"[{"x":"#
+            deepest += 1
+        }
+        // The deepest prefix it accepts: a value can still start and every open frame close.
+        let state = automaton.step(automaton.initial, text.utf8)
+        let tail = try #require(automaton.shortestCompletion(from: state), "no completion after \(text)")
+        #expect(s.accepts(text + String(decoding: tail, as: UTF8.self)))
+        #expect(deepest >= 20 && deepest < 30, "\(deepest)")
+    }
+
     @Test("an object with no declared members is any JSON object (json_object), and random walks through it validate")
     func anyObject() throws {
         let s = Schema.anyObject
