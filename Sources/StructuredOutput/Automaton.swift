@@ -504,6 +504,15 @@ public final class SchemaAutomaton: @unchecked Sendable {
         return shape.additional
     }
 
+    /// Whether propertyNames allows declared member `j`'s name (checked once per trie, so the name walk need not).
+    private func nameAllowed(_ shape: SchemaNode.ObjectShape, _ j: Int) -> Bool {
+        guard let names = shape.names else { return true }
+        let name = shape.properties[j].name
+        let n = name.unicodeScalars.count
+        return n >= names.minLength && (names.maxLength.map { n <= $0 } ?? true)
+            && names.patterns.allSatisfy { schema.patterns[$0].matches(name) } && !names.excluded.contains { schema.patterns[$0].matches(name) }
+    }
+
     private func isNever(_ node: Int) -> Bool {
         switch schema.nodes[schema.resolved(node)] {
         case .never: true
@@ -516,14 +525,14 @@ public final class SchemaAutomaton: @unchecked Sendable {
     /// last one written, up to the first that must not be skipped (required, or required by a member written) and
     /// only those whose own dependencies are written or still to come.
     private func writable(_ shape: SchemaNode.ObjectShape, _ present: [Int32]) -> [Int] {
-        // A member whose schema is false can never be written.
-        let open = shape.properties.indices.filter { !Self.has(present, $0) && !isNever(shape.properties[$0].node) }
+        // A member whose schema is false, or whose name propertyNames refuses, can never be written.
+        let open = shape.properties.indices.filter { !Self.has(present, $0) && !isNever(shape.properties[$0].node) && nameAllowed(shape, $0) }
         guard spelling == .canonical else { return open }
         let last = shape.properties.indices.last { Self.has(present, $0) } ?? -1
         let needed = Set(shape.dependentRequired.filter { Self.has(present, $0.key) }.flatMap(\.value))
         var out: [Int] = []
         for j in (last + 1)..<shape.properties.count {
-            if !isNever(shape.properties[j].node), (shape.dependentRequired[j] ?? []).allSatisfy({ Self.has(present, $0) || $0 > j }) { out.append(j) }
+            if !isNever(shape.properties[j].node), nameAllowed(shape, j), (shape.dependentRequired[j] ?? []).allSatisfy({ Self.has(present, $0) || $0 > j }) { out.append(j) }
             if shape.properties[j].required || needed.contains(j) { break }
         }
         return out
@@ -572,7 +581,9 @@ public final class SchemaAutomaton: @unchecked Sendable {
         guard var object = rest.last, case let .object(shape) = schema.nodes[Int(object.node)] else { return }
         let states = tuples[Int(key.d)]
         let patternCount = shape.patterns.count
-        if let names = shape.names {
+        let candidate = key.a >= 0 ? literalTries.payload[Int(key.a)] : -1
+        // A declared name in the trie passed propertyNames when the trie was built; others are checked here.
+        if candidate < 0, let names = shape.names {
             let pos = Array(states[patternCount..<(patternCount + names.patterns.count)])
             let neg = Array(states[(patternCount + names.patterns.count)..<(states.count - 1)])
             guard Int(states[states.count - 1]) >= names.minLength,
@@ -580,7 +591,6 @@ public final class SchemaAutomaton: @unchecked Sendable {
                   !neg.enumerated().contains(where: { $1 >= 0 && schema.patterns[names.excluded[$0]].isAccepting($1) }) else { return }
         }
         var chosen: Int?
-        let candidate = key.a >= 0 ? literalTries.payload[Int(key.a)] : -1
         let declared = key.b >= 0 ? literalTries.payload[Int(key.b)] : -1
         if candidate >= 0 {
             let j = Int(candidate)

@@ -113,6 +113,9 @@ struct KeywordTests {
              valid: [#"{"id":1,"name":"x"}"#, #"{"id":50,"name":"root"}"#], invalid: [#"{"id":50,"name":"x"}"#, #"{"id":1}"#, #"{"name":"x"}"#]),
         Case(keyword: "not", schema: #"{"type":"object","properties":{"kind":{"type":"string","not":{"enum":["admin","root"]}}},"not":{"required":["password"]}}"#,
              valid: [#"{"kind":"user"}"#, "{}", #"{"kind":"Admin"}"#], invalid: [#"{"kind":"admin"}"#, #"{"password":"x"}"#]),
+        // propertyNames applies to declared names too (a declared name it refuses can never be written).
+        Case(keyword: "propertyNames over declared names", schema: #"{"properties":{"abcdef":{},"ab":{"type":"integer"},"name":{}},"propertyNames":{"maxLength":4,"pattern":"^[a-z]+$"},"additionalProperties":false}"#,
+             valid: [#"{"ab":1}"#, #"{"ab":1,"name":2}"#, "{}"], invalid: [#"{"abcdef":1}"#, #"{"ab":"x"}"#, #"{"zz":1}"#]),
         // The complement of an over-approximation would be too strict (here: no value at all), so it is not taken.
         Case(keyword: "not over a not (the validator completes)", schema: #"{"type":"object","properties":{"bar":{}},"not":{"not":{"properties":{"bar":{"type":"integer"}},"required":["bar"]}}}"#,
              valid: [#"{"bar":2}"#, #"{"bar":-7}"#], invalid: [#"{"bar":"x"}"#, "{}", "[]"]),
