@@ -507,10 +507,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
     /// Whether propertyNames allows declared member `j`'s name (checked once per trie, so the name walk need not).
     private func nameAllowed(_ shape: SchemaNode.ObjectShape, _ j: Int) -> Bool {
         guard let names = shape.names else { return true }
-        let name = shape.properties[j].name
-        let n = name.unicodeScalars.count
-        return n >= names.minLength && (names.maxLength.map { n <= $0 } ?? true)
-            && names.patterns.allSatisfy { schema.patterns[$0].matches(name) } && !names.excluded.contains { schema.patterns[$0].matches(name) }
+        return schema.admits(shape.properties[j].name, names)
     }
 
     private func isNever(_ node: Int) -> Bool {
@@ -644,8 +641,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
                 guard byte >= 0x20 else { return }
                 if let a = literalTries.child(top.a, byte), let b = literalTries.child(top.b, byte) { top.a = a; top.b = b; push() }
             case 2:
-                let escapes: [UInt8: UInt8] = [0x22: 0x22, 0x5C: 0x5C, 0x2F: 0x2F, 0x62: 8, 0x66: 0xC, 0x6E: 0xA, 0x72: 0xD, 0x74: 9]
-                if let e = escapes[byte], let a = literalTries.child(top.a, e), let b = literalTries.child(top.b, e) {
+                if let e = Self.shortEscapes[byte], let a = literalTries.child(top.a, e), let b = literalTries.child(top.b, e) {
                     top.a = a; top.b = b; top.phase = 1; push()
                 }
             default: return
@@ -675,8 +671,8 @@ public final class SchemaAutomaton: @unchecked Sendable {
             default: return
             }
         case 2:
-            let escapes: [UInt8: UInt32] = [0x22: 0x22, 0x5C: 0x5C, 0x2F: 0x2F, 0x62: 8, 0x66: 0xC, 0x6E: 0xA, 0x72: 0xD, 0x74: 9]
-            if let v = escapes[byte] {
+            if let e = Self.shortEscapes[byte] {
+                let v = UInt32(e)
                 if spelling == .any || v != 0x2F, scalar(&top, v) { top.phase = 1; push() }
             } else if byte == UInt8(ascii: "u"), spelling == .any || escapable(top, Array(0...0x1F)) {
                 top.phase = 3; top.ws = 0; top.c = 0; push()
@@ -916,7 +912,10 @@ public final class SchemaAutomaton: @unchecked Sendable {
         return found
     }
 
-    private static func hexValue(_ b: UInt8) -> UInt8? {
+    /// JSON's short escapes: the byte after '\\' → the byte it stands for (RFC 8259 §7).
+    static let shortEscapes: [UInt8: UInt8] = [0x22: 0x22, 0x5C: 0x5C, 0x2F: 0x2F, 0x62: 8, 0x66: 0xC, 0x6E: 0xA, 0x72: 0xD, 0x74: 9]
+
+    static func hexValue(_ b: UInt8) -> UInt8? {
         switch b {
         case 0x30...0x39: return b - 0x30
         case 0x41...0x46: return b - 0x41 + 10

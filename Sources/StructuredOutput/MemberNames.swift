@@ -60,19 +60,13 @@ struct MemberNameTracker: Sendable {
             }
             if isName { name.append(b) }
         case 1:
-            let short: [UInt8: UInt8] = [0x22: 0x22, 0x5C: 0x5C, 0x2F: 0x2F, 0x62: 8, 0x66: 0xC, 0x6E: 0xA, 0x72: 0xD, 0x74: 9]
             if b == UInt8(ascii: "u") { escape = 2; unit = 0; return true }
-            if isName, let v = short[b] { name.append(v) }
+            if isName, let v = SchemaAutomaton.shortEscapes[b] { name.append(v) }
             escape = 0
         default:
-            let digit: UInt32
-            switch b {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(b - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(b - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(b - UInt8(ascii: "A") + 10)
-            default: escape = 0; return true  // not JSON; the automaton never allows it
-            }
-            unit = unit * 16 + digit
+            // A non-hex byte is not JSON; the automaton never allows it.
+            guard let digit = SchemaAutomaton.hexValue(b) else { escape = 0; return true }
+            unit = unit * 16 + UInt32(digit)
             escape += 1
             guard escape == 6 else { return true }
             escape = 0

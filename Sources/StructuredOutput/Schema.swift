@@ -210,6 +210,13 @@ public final class Schema: @unchecked Sendable {
     ]
 
     var nodes: [SchemaNode] = []
+
+    /// Whether a string meets a string shape: length in Unicode scalars, every pattern matching, no excluded one.
+    func admits(_ text: String, _ shape: SchemaNode.StringShape) -> Bool {
+        let n = text.unicodeScalars.count
+        return n >= shape.minLength && (shape.maxLength.map { n <= $0 } ?? true)
+            && shape.patterns.allSatisfy { patterns[$0].matches(text) } && !shape.excluded.contains { patterns[$0].matches(text) }
+    }
     var patterns: [Pattern] = []
     private(set) var root = 0
     /// The bounded any-value node.
@@ -1046,9 +1053,7 @@ struct SchemaCompiler {
             return s.admits(text)
         case let .string(s):
             guard case let .string(str) = value else { return false }
-            let n = str.unicodeScalars.count
-            return n >= s.minLength && (s.maxLength.map { n <= $0 } ?? true)
-                && s.patterns.allSatisfy { schema.patterns[$0].matches(str) } && !s.excluded.contains { schema.patterns[$0].matches(str) }
+            return schema.admits(str, s)
         case let .array(prefix, item, minItems, maxItems, _):
             guard case let .array(items) = value, items.count >= minItems, maxItems.map({ items.count <= $0 }) ?? true else { return false }
             for (i, v) in items.enumerated() {
