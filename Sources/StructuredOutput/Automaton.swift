@@ -26,7 +26,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
     private var literalRoots: [Int64: Int32] = [:]
     /// Literal texts by trie payload.
     private var literalTexts: [JSONValue] = []
-    private var nameRoots: [Int64: Int32] = [:]
+    private var nameRoots: [[Int]: Int32] = [:]
     private var numberPrefixes: [String] = []
     private var numberIDs: [String: Int32] = [:]
     private var tuples: [[Int32]] = []
@@ -62,6 +62,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
         self.schema = schema
         self.maxWhitespace = maxWhitespace
         self.spelling = spelling
+        computeMinimumDepths()
         var start: [[Frame]] = []
         expand([], node: schema.root, depth: 0, into: &start)
         initial = intern(start)
@@ -176,8 +177,8 @@ public final class SchemaAutomaton: @unchecked Sendable {
         case let .object(shape):
             if f.kind == .key { return 1 }
             let present = presence(f)
-            return 1 + shape.properties.indices.filter { shape.properties[$0].required && !Self.has(present, $0) }
-                .reduce(0) { $0 + shape.properties[$1].name.utf8.count + 4 + minimumLength(shape.properties[$1].node) }
+            let needed = stillNeeded(shape, present, last: lastWritten(shape, present), room: Self.maxDepth) ?? []
+            return 1 + needed.reduce(0) { $0 + shape.properties[$1].name.utf8.count + 4 + minimumLength(shape.properties[$1].node) }
         case let .array(prefix, item, minItems, _, _):
             let count = Int(f.a)
             var need = 1
@@ -205,30 +206,46 @@ public final class SchemaAutomaton: @unchecked Sendable {
     }
 
     private var minimumLengths: [Int: Int] = [:]
-    private var minimumDepths: [Int: Int] = [:]
+    /// Levels of nesting below a value of each node that its shortest form needs (0 for scalars and containers that
+    /// may be empty; ``maxDepth`` when no value fits under the nesting limit). Filled by ``computeMinimumDepths()``.
+    private var minimumDepths: [Int] = []
 
-    /// Levels of nesting below a value of `node` that its shortest form needs (0 for scalars and containers that
-    /// may be empty).
-    private func minimumDepth(_ index: Int) -> Int {
-        let node = schema.resolved(index)
-        if let d = minimumDepths[node] { return d }
-        minimumDepths[node] = 0  // recursion guard
-        let d: Int
+    private func minimumDepth(_ index: Int) -> Int { minimumDepths[schema.resolved(index)] }
+
+    /// The least fixed point of the depth equations, iterated down from "no value" (``maxDepth``): a value computed
+    /// inside a cycle of references is never taken for final before the cycle has settled (an object that requires
+    /// itself stays at ``maxDepth``).
+    private func computeMinimumDepths() {
+        minimumDepths = Array(repeating: Self.maxDepth, count: schema.nodes.count)
+        var changed = true
+        while changed {
+            changed = false
+            for i in schema.nodes.indices.reversed() {
+                let d = min(Self.maxDepth, depthEquation(i))
+                if d < minimumDepths[i] { minimumDepths[i] = d; changed = true }
+            }
+        }
+    }
+
+    private func depthEquation(_ node: Int) -> Int {
         switch schema.nodes[node] {
         case let .object(shape):
-            let required = shape.properties.filter(\.required)
-            if required.isEmpty {
-                d = shape.minProperties == 0 ? 0 : 1 + (([shape.additional].compactMap { $0 } + shape.properties.map(\.node)).map(minimumDepth).min() ?? 0)
-            } else {
-                d = 1 + (required.map { minimumDepth($0.node) }.max() ?? 0)
+            if shape.dependentRequired.isEmpty && shape.minProperties == 0 && shape.names == nil {
+                let required = shape.properties.filter(\.required)
+                return required.isEmpty ? 0 : 1 + required.map { minimumDepth($0.node) }.max()!
             }
+            // The least room for member values in which the object can be completed from empty.
+            let depths = Set([0] + shape.properties.map { minimumDepth($0.node) + 1 }
+                             + ([additional(shape)].compactMap { $0 } + shape.patterns.map(\.node)).map { minimumDepth($0) + 1 })
+            return depths.sorted().first { $0 <= Self.maxDepth && completable(shape, [], count: 0, last: -1, room: $0) } ?? Self.maxDepth
         case let .array(prefix, item, minItems, _, _):
-            d = minItems == 0 ? 0 : 1 + (0..<minItems).map { minimumDepth($0 < prefix.count ? prefix[$0] : item ?? schema.anyNode) }.max()!
-        case let .anyOf(branches, _): d = branches.map(minimumDepth).min() ?? 0
-        default: d = 0
+            return minItems == 0 ? 0 : 1 + (0..<minItems).map { minimumDepth($0 < prefix.count ? prefix[$0] : item ?? schema.anyNode) }.max()!
+        case let .anyOf(branches, _): return branches.map(minimumDepth).min() ?? Self.maxDepth
+        case .reference: return minimumDepth(node)
+        case .never: return Self.maxDepth
+        case let .literal(values): return values.isEmpty ? Self.maxDepth : 0
+        case .string, .number: return 0
         }
-        minimumDepths[node] = d
-        return d
     }
 
     /// A lower estimate of the bytes a value of `node` takes.
@@ -406,17 +423,16 @@ public final class SchemaAutomaton: @unchecked Sendable {
                 if byte == UInt8(ascii: "{") { top.phase = 1; push(top) }
             case 1, 6, 7:
                 if whitespace() { return }
-                let count = Int(top.c)
-                let deeper = rest.count + 1 < Self.maxDepth  // room for a member's value
-                if byte == UInt8(ascii: "\""), top.phase != 6, deeper, shape.maxProperties.map({ count < $0 }) ?? true, memberMayFollow(shape, top) {
+                // Levels of nesting left for a member's value.
+                let room = Self.maxDepth - rest.count - 1
+                if byte == UInt8(ascii: "\""), top.phase != 6, memberMayFollow(shape, top, room: room) {
+                    let key = Frame(kind: .key, phase: 1, node: top.node, a: nameRoot(Int(top.node), writable(shape, top, room: room)),
+                                    b: nameRoot(Int(top.node), Array(shape.properties.indices)), c: 0, d: initialNameTuple(shape))
                     top.phase = 2; top.ws = 0
-                    let key = Frame(kind: .key, phase: 1, node: top.node, a: nameRoot(Int(top.node), present: top.a),
-                                    b: nameRoot(Int(top.node), present: -1), c: 0, d: initialNameTuple(shape))
                     out.append(rest + [top, key])
                 } else if byte == UInt8(ascii: "}"), top.phase != 7, mayClose(shape, top) {
                     if let f = finished(rest) { out.append(f) }
-                } else if byte == UInt8(ascii: ","), top.phase == 6, deeper, shape.maxProperties.map({ count < $0 }) ?? true,
-                          memberMayFollow(shape, top) {
+                } else if byte == UInt8(ascii: ","), top.phase == 6, memberMayFollow(shape, top, room: room) {
                     top.phase = 7; top.ws = 0; push(top)
                 }
             case 3:
@@ -435,7 +451,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
             guard case let .array(prefix, item, minItems, maxItems, unique) = schema.nodes[Int(top.node)] else { return }
             let count = Int(top.a)
             let next: Int? = count < prefix.count ? prefix[count] : item
-            var room = (maxItems.map { count < $0 } ?? true) && next != nil && rest.count + 1 < Self.maxDepth
+            var room = (maxItems.map { count < $0 } ?? true) && next.map { rest.count + 1 + minimumDepth($0) < Self.maxDepth } ?? false
             // Unique items from a fixed set: room while an unused value remains for the next position.
             if unique, room, let next, case let .literal(values) = schema.nodes[schema.resolved(next)] {
                 room = values.contains { v in uniqueBit(Int(top.node), v).map { top.d & (1 << $0) == 0 } ?? false }
@@ -489,10 +505,22 @@ public final class SchemaAutomaton: @unchecked Sendable {
 
     static func has(_ words: [Int32], _ i: Int) -> Bool { i / 32 < words.count && words[i / 32] & (1 << Int32(i % 32)) != 0 }
 
-    /// Whether another member can still be written: a declared one not yet present, or an undeclared one.
-    private func memberMayFollow(_ shape: SchemaNode.ObjectShape, _ f: Frame) -> Bool {
-        if additional(shape) != nil || !shape.patterns.isEmpty { return true }
-        return !writable(shape, presence(f)).isEmpty
+    /// Whether another member can be written next in object frame `f` whose member values have `room` levels of
+    /// nesting left: a declared one (``writable(_:_:room:)``) or an undeclared one.
+    private func memberMayFollow(_ shape: SchemaNode.ObjectShape, _ f: Frame, room: Int) -> Bool {
+        undeclaredMayFollow(shape, f, room: room) || !writable(shape, f, room: room).isEmpty
+    }
+
+    /// Whether an undeclared member can be written next in object frame `f` and still leave a way to close it.
+    private func undeclaredMayFollow(_ shape: SchemaNode.ObjectShape, _ f: Frame, room: Int) -> Bool {
+        let values = [additional(shape)].compactMap { $0 } + shape.patterns.map(\.node)
+        guard values.contains(where: { minimumDepth($0) < room }) else { return false }
+        let present = presence(f)
+        return completable(shape, present, count: Int(f.c) + 1, last: lastWritten(shape, present), room: room)
+    }
+
+    private func lastWritten(_ shape: SchemaNode.ObjectShape, _ present: [Int32]) -> Int {
+        spelling == .canonical ? shape.properties.indices.last { Self.has(present, $0) } ?? -1 : -1
     }
 
     /// The schema of undeclared members: none in the canonical spelling when `additionalProperties` was left to its
@@ -518,21 +546,80 @@ public final class SchemaAutomaton: @unchecked Sendable {
         }
     }
 
-    /// The declared members that can still be written given those `present`. In declaration order: those after the
-    /// last one written, up to the first that must not be skipped (required, or required by a member written) and
-    /// only those whose own dependencies are written or still to come.
-    private func writable(_ shape: SchemaNode.ObjectShape, _ present: [Int32]) -> [Int] {
-        // A member whose schema is false, or whose name propertyNames refuses, can never be written.
-        let open = shape.properties.indices.filter { !Self.has(present, $0) && !isNever(shape.properties[$0].node) && nameAllowed(shape, $0) }
-        guard spelling == .canonical else { return open }
-        let last = shape.properties.indices.last { Self.has(present, $0) } ?? -1
-        let needed = Set(shape.dependentRequired.filter { Self.has(present, $0.key) }.flatMap(\.value))
+    private struct WritableKey: Hashable { var node: Int32, present: Int32, count: Int32, room: Int }
+    private var writableCache: [WritableKey: [Int]] = [:]
+
+    /// The declared members that can be written next in object frame `f` whose member values have `room` levels of
+    /// nesting left, each leaving a way to close the object (``completable(_:_:count:last:room:)``). In the canonical
+    /// spelling only those declared after the last one written.
+    private func writable(_ shape: SchemaNode.ObjectShape, _ f: Frame, room: Int) -> [Int] {
+        // Room beyond the deepest member value's needs changes nothing: one cache entry for all of it.
+        let deepest = (shape.properties.map(\.node) + [additional(shape)].compactMap { $0 } + shape.patterns.map(\.node))
+            .map(minimumDepth).max() ?? 0
+        let key = WritableKey(node: f.node, present: f.a, count: f.c, room: min(room, deepest + 1))
+        if let known = writableCache[key] { return known }
+        let present = presence(f)
+        let last = lastWritten(shape, present)
         var out: [Int] = []
-        for j in (last + 1)..<shape.properties.count {
-            if !isNever(shape.properties[j].node), nameAllowed(shape, j), (shape.dependentRequired[j] ?? []).allSatisfy({ Self.has(present, $0) || $0 > j }) { out.append(j) }
-            if shape.properties[j].required || needed.contains(j) { break }
+        for j in (last + 1)..<shape.properties.count where usable(shape, present, j, last: last, room: room) {
+            var with = present
+            while with.count <= j / 32 { with.append(0) }
+            with[j / 32] |= 1 << Int32(j % 32)
+            if completable(shape, with, count: Int(f.c) + 1, last: spelling == .canonical ? j : -1, room: room) { out.append(j) }
         }
+        writableCache[key] = out
         return out
+    }
+
+    /// Whether declared member `j` can still be written: not present, its schema not false, its name allowed by
+    /// propertyNames, its value fitting in `room` levels, and in the canonical spelling declared after `last`.
+    private func usable(_ shape: SchemaNode.ObjectShape, _ present: [Int32], _ j: Int, last: Int, room: Int) -> Bool {
+        j > last && !Self.has(present, j) && !isNever(shape.properties[j].node) && nameAllowed(shape, j)
+            && minimumDepth(shape.properties[j].node) < room
+    }
+
+    /// Whether an object with the declared members `present`, `count` members in all, the last written declared
+    /// member `last` (-1 in the any spelling, where order is free) and `room` levels for member values can still be
+    /// closed: every member it still needs (required ones, and what present or needed members require through
+    /// dependentRequired, transitively) can be written, within maxProperties, and enough members can be written for
+    /// minProperties. Deciding this before each member is written is what keeps the canonical order free of dead
+    /// ends: a member that would leave a required one behind it, or too few after it, is not offered.
+    private func completable(_ shape: SchemaNode.ObjectShape, _ present: [Int32], count: Int, last: Int, room: Int) -> Bool {
+        func needs(_ start: [Int]) -> Set<Int>? { closure(shape, present, of: start, last: last, room: room) }
+        guard let needed = stillNeeded(shape, present, last: last, room: room) else { return false }
+        let least = count + needed.count
+        if let m = shape.maxProperties, least > m { return false }
+        if least >= shape.minProperties { return true }
+        // Too few members so far: undeclared ones can make up the count, or optional declared ones (with what they need).
+        let values = [additional(shape)].compactMap { $0 } + shape.patterns.map(\.node)
+        if values.contains(where: { minimumDepth($0) < room }) { return true }
+        var most = needed
+        for k in shape.properties.indices where !most.contains(k) && usable(shape, present, k, last: last, room: room) {
+            if let n = needs([k]) { most.formUnion(n) }
+        }
+        return count + most.count >= shape.minProperties
+    }
+
+    /// The declared members an object with those `present` still needs before it may close: required ones, and what
+    /// present or needed members require through dependentRequired, transitively; nil when one of them can no longer
+    /// be written (see ``usable(_:_:_:last:room:)``).
+    private func stillNeeded(_ shape: SchemaNode.ObjectShape, _ present: [Int32], last: Int, room: Int) -> Set<Int>? {
+        let required = shape.properties.indices.filter { shape.properties[$0].required }
+        let ofPresent = shape.dependentRequired.filter { Self.has(present, $0.key) }.flatMap(\.value)
+        return closure(shape, present, of: required + ofPresent, last: last, room: room)
+    }
+
+    /// Members `start` not present and what they require, transitively; nil when one cannot be written.
+    private func closure(_ shape: SchemaNode.ObjectShape, _ present: [Int32], of start: [Int], last: Int, room: Int) -> Set<Int>? {
+        var needed: Set<Int> = []
+        var stack = start
+        while let k = stack.popLast() {
+            if Self.has(present, k) || needed.contains(k) { continue }
+            guard usable(shape, present, k, last: last, room: room) else { return nil }
+            needed.insert(k)
+            stack += shape.dependentRequired[k] ?? []
+        }
+        return needed
     }
 
     /// Whether the object may end here: required members written, enough members, dependencies met.
@@ -558,14 +645,13 @@ public final class SchemaAutomaton: @unchecked Sendable {
         return tuple(t + [0])  // the name's length so far, last
     }
 
-    /// A trie of member names (UTF-8 of the decoded name) with the declared index as payload: the names not in the
-    /// interned presence set `present`, or every declared name when `present` is -1.
-    private func nameRoot(_ node: Int, present: Int32) -> Int32 {
-        let key = Int64(node) << 32 | Int64(UInt32(bitPattern: present))
+    /// A trie of the names (UTF-8 of the decoded name) of declared members `names` of object `node`, with the
+    /// declared index as payload.
+    private func nameRoot(_ node: Int, _ names: [Int]) -> Int32 {
+        let key = [node] + names
         if let r = nameRoots[key] { return r }
         guard case let .object(shape) = schema.nodes[node] else { return -1 }
         let root = literalTries.newNode()
-        let names = present < 0 ? Array(shape.properties.indices) : writable(shape, tuples[Int(present)])
         for j in names {
             literalTries.insert(Array(shape.properties[j].name.utf8), payload: Int32(j), root: root, required: shape.properties[j].required)
         }
@@ -597,8 +683,10 @@ public final class SchemaAutomaton: @unchecked Sendable {
             words[j / 32] |= 1 << Int32(j % 32)
             object.a = tuple(words)
         } else if declared >= 0 {
-            return  // a declared name written twice
+            return  // a declared name written twice, or out of order
         } else {
+            // An undeclared name: only where one may follow (the trie path reads any prefix of a declared name).
+            guard undeclaredMayFollow(shape, object, room: Self.maxDepth - rest.count) else { return }
             var mask = 0
             for (i, p) in shape.patterns.enumerated() where states[i] >= 0 && schema.patterns[p.pattern].isAccepting(states[i]) { mask |= 1 << i }
             if mask == 0 {
@@ -609,7 +697,8 @@ public final class SchemaAutomaton: @unchecked Sendable {
                 chosen = shape.patternMerges[mask]
             }
         }
-        guard let chosen else { return }
+        // The value must fit under the nesting limit (a declared member's was checked when it was offered).
+        guard let chosen, minimumDepth(chosen) < Self.maxDepth - rest.count else { return }
         let cap = Int32(max(shape.minProperties, (shape.maxProperties ?? -1) + 1))
         object.c = min(object.c + 1, cap)
         object.phase = 3
@@ -628,20 +717,23 @@ public final class SchemaAutomaton: @unchecked Sendable {
     private func feedString(_ frame: Frame, _ rest: [Frame], _ byte: UInt8, into out: inout [[Frame]]) {
         var top = frame
         func push() { out.append(rest + [top]) }
-        if top.kind == .key, case let .object(shape) = schema.nodes[Int(top.node)], additional(shape) == nil, shape.patterns.isEmpty {
+        if top.kind == .key, case let .object(shape) = schema.nodes[Int(top.node)], let object = rest.last,
+           !undeclaredMayFollow(shape, object, room: Self.maxDepth - rest.count) {
             // Only declared names can be written: walk their trie byte by byte (\u escapes are not accepted here).
             switch top.phase {
             case 1:
                 if byte == UInt8(ascii: "\"") { closeKey(top, rest, into: &out); return }
                 if byte == UInt8(ascii: "\\") {
                     // Only when an escaped byte can continue a name.
-                    if [0x22, 0x5C, 0x2F, 8, 0xC, 0xA, 0xD, 9].contains(where: { literalTries.child(top.a, $0) != nil }) { top.phase = 2; push() }
+                    if (spelling == .any ? [0x22, 0x5C, 0x2F, 8, 0xC, 0xA, 0xD, 9] : [0x22, 0x5C, 8, 0xC, 0xA, 0xD, 9])
+                        .contains(where: { literalTries.child(top.a, $0) != nil }) { top.phase = 2; push() }
                     return
                 }
                 guard byte >= 0x20 else { return }
                 if let a = literalTries.child(top.a, byte), let b = literalTries.child(top.b, byte) { top.a = a; top.b = b; push() }
             case 2:
-                if let e = Self.shortEscapes[byte], let a = literalTries.child(top.a, e), let b = literalTries.child(top.b, e) {
+                if let e = Self.shortEscapes[byte], spelling == .any || byte != UInt8(ascii: "/"),
+                   let a = literalTries.child(top.a, e), let b = literalTries.child(top.b, e) {
                     top.a = a; top.b = b; top.phase = 1; push()
                 }
             default: return
@@ -830,9 +922,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
                 states[i] >= 0 && schema.patterns[object.patterns[i].pattern].anyViable(from: states[i], in: range, count: count,
                                                                                           min: object.names?.minLength ?? 0, max: object.names?.maxLength)
             }
-            let lead = range.lowerBound < 0x80 ? UInt8(range.lowerBound) : 0xC2
-            let trieRoom = top.a >= 0 && literalTries.children[Int(top.a)].contains { range.lowerBound < 0x80 ? $0.0 == lead : $0.0 >= 0x80 }
-            if !patternRoom && !trieRoom { return false }
+            if !patternRoom && !(top.a >= 0 && trieSpells(top.a, range)) { return false }
         }
         guard let shape = stringShape(top) else { return true }
         let count = Int(top.kind == .key ? tuples[Int(top.d)].last! : top.b) + 1
@@ -841,6 +931,25 @@ public final class SchemaAutomaton: @unchecked Sendable {
         let states = tuples[Int(top.kind == .key ? top.d : top.a)]
         let offset = top.kind == .key ? patternCount(top) : 0
         return schema.patterns[shape.patterns[0]].anyViable(from: states[offset], in: range, count: count, min: shape.minLength, max: shape.maxLength)
+    }
+
+    /// Whether the trie has a path from `node` that spells (in UTF-8) some scalar in `range`.
+    private func trieSpells(_ node: Int32, _ range: ClosedRange<UInt32>) -> Bool {
+        func walk(_ n: Int32, _ value: UInt32, _ left: UInt32) -> Bool {
+            let lo = value << (6 * left), hi = lo | ((1 << (6 * left)) - 1)
+            if hi < range.lowerBound || lo > range.upperBound { return false }
+            if left == 0 { return true }
+            return literalTries.children[Int(n)].contains { b, c in b & 0xC0 == 0x80 && walk(c, value << 6 | UInt32(b & 0x3F), left - 1) }
+        }
+        return literalTries.children[Int(node)].contains { b, c in
+            switch b {
+            case 0..<0x80: range.contains(UInt32(b))
+            case 0xC0...0xDF: walk(c, UInt32(b & 0x1F), 1)
+            case 0xE0...0xEF: walk(c, UInt32(b & 0x0F), 2)
+            case 0xF0...0xF7: walk(c, UInt32(b & 0x07), 3)
+            default: false
+            }
+        }
     }
 
     /// Whether one of the scalars `values` (the few a canonical escape can stand for) can be added: exact, unlike

@@ -22,10 +22,11 @@ struct MemberNameTracker: Sendable {
         return (name, names)
     }
 
-    /// Reads `bytes`; false when they complete a name already present in its object (the tracker is then stale).
+    /// Reads all of `bytes`; false when they complete a name already present in its object.
     mutating func feed(_ bytes: [UInt8]) -> Bool {
-        for b in bytes where !feed(b) { return false }
-        return true
+        var fresh = true
+        for b in bytes where !feed(b) { fresh = false }
+        return fresh
     }
 
     private mutating func feed(_ b: UInt8) -> Bool {

@@ -111,6 +111,10 @@ struct KeywordTests {
              valid: ["[]", "[1,2]"], invalid: ["[1,1]", "[1,2,1]"]),
         Case(keyword: "allOf and siblings beside $ref / anyOf", schema: ##"{"$defs":{"base":{"type":"object","properties":{"id":{"type":"integer"}},"required":["id"]}},"allOf":[{"$ref":"#/$defs/base"},{"properties":{"name":{"type":"string"}},"required":["name"]}],"anyOf":[{"properties":{"id":{"maximum":10}}},{"properties":{"name":{"const":"root"}}}]}"##,
              valid: [#"{"id":1,"name":"x"}"#, #"{"id":50,"name":"root"}"#], invalid: [#"{"id":50,"name":"x"}"#, #"{"id":1}"#, #"{"name":"x"}"#]),
+        // Canonical names need no escape for '/' (`\/` is another spelling of the same name).
+        Case(keyword: "declared names with '/' and '\"'", schema: #"{"properties":{"a/b":{"type":"integer"},"say \"hi\"":{}},"additionalProperties":false}"#,
+             valid: [#"{"a/b":1}"#, #"{"say \"hi\"":1}"#], invalid: [#"{"a/b":"x"}"#, #"{"a\b":1}"#],
+             otherSpelling: [#"{"a\/b":1}"#]),
         Case(keyword: "not", schema: #"{"type":"object","properties":{"kind":{"type":"string","not":{"enum":["admin","root"]}}},"not":{"required":["password"]}}"#,
              valid: [#"{"kind":"user"}"#, "{}", #"{"kind":"Admin"}"#], invalid: [#"{"kind":"admin"}"#, #"{"password":"x"}"#]),
         // propertyNames applies to declared names too (a declared name it refuses can never be written).
@@ -225,6 +229,105 @@ struct KeywordTests {
             #expect(s.accepts(text), "generated \(text.debugDescription) does not validate")
             #expect((try? JSONValue.parse(text)).map { if case .object = $0 { true } else { false } } == true)
         }
+    }
+}
+
+/// Every prefix the automaton accepts can still be completed: the states reachable over an alphabet of structural
+/// bytes, short names and a few non-ASCII bytes, each checked for a completion. Each schema is one a review found a
+/// dead end in (the automaton let a model write itself into a corner), kept as a regression.
+struct DeadEndTests {
+    static let schemas: [String] = [
+        // minProperties with optional members: after "c" (the last declared) too few members would be left.
+        #"{"properties":{"a":{},"b":{},"c":{}},"minProperties":2}"#,
+        // A required member that depends on one declared before a member already written.
+        #"{"properties":{"a":{},"c":{},"b":{}},"required":["b"],"dependentRequired":{"b":["a"]}}"#,
+        // A self-dependency, and transitive dependencies running backwards through declaration order.
+        #"{"properties":{"a":{},"b":{}},"required":["b"],"dependentRequired":{"b":["b","a"]}}"#,
+        #"{"properties":{"a":{},"x":{},"c":{}},"dependentRequired":{"x":["c"],"c":["a"]}}"#,
+        // maxProperties leaves no room for an undeclared member beside the required one.
+        #"{"properties":{"a":{},"b":{}},"required":["b"],"maxProperties":1,"additionalProperties":true}"#,
+        #"{"properties":{"a":{},"b":{}},"minProperties":1,"maxProperties":2,"additionalProperties":{"type":"integer"}}"#,
+        // A declared non-ASCII name beside patterns: a lead byte of another character is not a way on.
+        #"{"properties":{"é":{"type":"integer"}},"patternProperties":{"^x":{}},"additionalProperties":false}"#,
+        // Cycles through references that need nesting to finish.
+        ##"{"$defs":{"a":{"type":"object","properties":{"b":{"$ref":"#/$defs/b"}},"required":["b"]},"b":{"anyOf":[{"$ref":"#/$defs/a"},{"type":"array","minItems":1,"items":{"$ref":"#/$defs/b"}},{"type":"integer"}]}},"$ref":"#/$defs/a"}"##,
+    ]
+
+    @Test("no prefix the automaton accepts is a dead end", arguments: schemas)
+    func noDeadEnd(_ text: String) throws {
+        let s = try schema(text)
+        let alphabet = Array("{}[]\",:abcxé€1".utf8)
+        for automaton in [SchemaAutomaton(schema: s), SchemaAutomaton(schema: s, spelling: .any)] {
+            var prefixes: [Int32: [UInt8]] = [automaton.initial: []]
+            var queue = [automaton.initial]
+            var i = 0
+            while i < queue.count && prefixes.count < 400 {
+                let state = queue[i]; i += 1
+                let prefix = prefixes[state]!
+                if !automaton.isAccepting(state), automaton.shortestCompletion(from: state, limit: 20_000) == nil {
+                    Issue.record("dead end after \(String(decoding: prefix, as: UTF8.self).debugDescription) (\(automaton.spelling))")
+                    return
+                }
+                for b in Set(alphabet) {
+                    let next = automaton.step(state, b)
+                    if next >= 0, prefixes[next] == nil { prefixes[next] = prefix + [b]; queue.append(next) }
+                }
+            }
+            #expect(queue.count > 20, "the walk explored too little")
+            // Completions validate, but for undeclared names written twice, which the automaton does not remember
+            // (``SchemaLogitProcessor`` refuses them with a ``MemberNameTracker``).
+            for state in queue.prefix(200) {
+                let bytes = prefixes[state]! + (automaton.shortestCompletion(from: state) ?? [])
+                var tracker = MemberNameTracker()
+                if tracker.feed(bytes) { #expect(s.accepts(String(decoding: bytes, as: UTF8.self)), "\(String(decoding: bytes, as: UTF8.self))") }
+            }
+        }
+    }
+
+    @Test("the depth limit checks each member's and item's shortest value, so nesting never ends in a dead end")
+    func nestedMembersFitTheDepthLimit() throws {
+        // "d" needs two more levels, "e" one: near the limit only what fits is offered.
+        let s = try schema(##"{"$defs":{"n":{"type":"object","properties":{"c":{"$ref":"#/$defs/n"},"d":{"type":"array","minItems":1,"items":{"type":"array","minItems":1,"items":{"type":"integer"}}},"e":{"type":"array","items":{"type":"array","minItems":1,"items":{"type":"integer"}}}}}},"$ref":"#/$defs/n"}"##)
+        let automaton = SchemaAutomaton(schema: s)
+        var text = ""
+        while automaton.step(automaton.initial, (text + #"{"c":"#).utf8) >= 0 { text += #"{"c":"# }
+        var checked = 0
+        for depth in 0...4 {
+            let base = String(text.dropLast(5 * depth))
+            for tail in [#"{"d":"#, #"{"d":["#, #"{"d":[["#, #"{"e":"#, #"{"e":["#, #"{"e":[[1],"#, #"{"e":[[1],["#, "{", #"{"c":{"#] {
+                let state = automaton.step(automaton.initial, (base + tail).utf8)
+                guard state >= 0 else { continue }
+                checked += 1
+                let completion = try #require(automaton.shortestCompletion(from: state), "dead end after \(depth) levels less, \(tail)")
+                #expect(s.accepts(base + tail + String(decoding: completion, as: UTF8.self)))
+            }
+        }
+        #expect(checked > 20, "\(checked)")
+        // At the deepest level an empty object is all that fits.
+        #expect(automaton.step(automaton.initial, (text + "{}").utf8) >= 0)
+        #expect(automaton.step(automaton.initial, (text + #"{"d""#).utf8) < 0)
+    }
+}
+
+struct MemberNameTrackerTests {
+    @Test("the name tracker reads a whole token even when it repeats a name, so what follows is tracked right")
+    func repeatThenContinue() {
+        var tracker = MemberNameTracker()
+        var fresh = false
+        fresh = tracker.feed(Array(#"{"a":1,"#.utf8))
+        #expect(fresh)
+        // One token repeats "a" and opens a nested object and its first name.
+        fresh = tracker.feed(Array(#""a":{"x"#.utf8))
+        #expect(!fresh)
+        let open = tracker.openName
+        #expect(open?.prefix == Array("x".utf8) && open?.used.isEmpty == true, "\(String(describing: open))")
+        fresh = tracker.feed(Array(#"":1,"\u0078"#.utf8))
+        #expect(fresh)
+        fresh = tracker.feed(Array(#"""#.utf8))
+        #expect(!fresh, "\\u0078 is x again")
+        // Names compare by scalars: a combining sequence is not its precomposed form.
+        fresh = tracker.feed(Array(":2,\"e\u{301}\":3,\"é\":4}}".utf8))
+        #expect(fresh)
     }
 }
 
