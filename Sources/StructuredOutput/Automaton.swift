@@ -67,7 +67,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
         expand([], node: schema.root, depth: 0, into: &start)
         initial = intern(start)
         admitsUndeclaredMembers = schema.nodes.contains { node in
-            if case let .object(shape) = node { additional(shape) != nil || !shape.patterns.isEmpty } else { false }
+            if case let .object(shape) = node { !undeclaredValues(shape).isEmpty } else { false }
         }
     }
 
@@ -236,7 +236,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
             }
             // The least room for member values in which the object can be completed from empty.
             let depths = Set([0] + shape.properties.map { minimumDepth($0.node) + 1 }
-                             + ([additional(shape)].compactMap { $0 } + shape.patterns.map(\.node)).map { minimumDepth($0) + 1 })
+                             + undeclaredValues(shape).map { minimumDepth($0) + 1 })
             return depths.sorted().first { $0 <= Self.maxDepth && completable(shape, [], count: 0, last: -1, room: $0) } ?? Self.maxDepth
         case let .array(prefix, item, minItems, _, _):
             return minItems == 0 ? 0 : 1 + (0..<minItems).map { minimumDepth($0 < prefix.count ? prefix[$0] : item ?? schema.anyNode) }.max()!
@@ -505,6 +505,25 @@ public final class SchemaAutomaton: @unchecked Sendable {
 
     static func has(_ words: [Int32], _ i: Int) -> Bool { i / 32 < words.count && words[i / 32] & (1 << Int32(i % 32)) != 0 }
 
+    /// `words` with bit `i` set.
+    static func adding(_ i: Int, to words: [Int32]) -> [Int32] {
+        var w = words
+        while w.count <= i / 32 { w.append(0) }
+        w[i / 32] |= 1 << Int32(i % 32)
+        return w
+    }
+
+    /// The schemas an undeclared member's value can have: additionalProperties (as the spelling allows it) and
+    /// patternProperties.
+    private func undeclaredValues(_ shape: SchemaNode.ObjectShape) -> [Int] {
+        [additional(shape)].compactMap { $0 } + shape.patterns.map(\.node)
+    }
+
+    /// Whether some undeclared member's value fits in `room` levels of nesting.
+    private func undeclaredFits(_ shape: SchemaNode.ObjectShape, room: Int) -> Bool {
+        undeclaredValues(shape).contains { minimumDepth($0) < room }
+    }
+
     /// Whether another member can be written next in object frame `f` whose member values have `room` levels of
     /// nesting left: a declared one (``writable(_:_:room:)``) or an undeclared one.
     private func memberMayFollow(_ shape: SchemaNode.ObjectShape, _ f: Frame, room: Int) -> Bool {
@@ -513,8 +532,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
 
     /// Whether an undeclared member can be written next in object frame `f` and still leave a way to close it.
     private func undeclaredMayFollow(_ shape: SchemaNode.ObjectShape, _ f: Frame, room: Int) -> Bool {
-        let values = [additional(shape)].compactMap { $0 } + shape.patterns.map(\.node)
-        guard values.contains(where: { minimumDepth($0) < room }) else { return false }
+        guard undeclaredFits(shape, room: room) else { return false }
         let present = presence(f)
         return completable(shape, present, count: Int(f.c) + 1, last: lastWritten(shape, present), room: room)
     }
@@ -554,18 +572,14 @@ public final class SchemaAutomaton: @unchecked Sendable {
     /// spelling only those declared after the last one written.
     private func writable(_ shape: SchemaNode.ObjectShape, _ f: Frame, room: Int) -> [Int] {
         // Room beyond the deepest member value's needs changes nothing: one cache entry for all of it.
-        let deepest = (shape.properties.map(\.node) + [additional(shape)].compactMap { $0 } + shape.patterns.map(\.node))
-            .map(minimumDepth).max() ?? 0
+        let deepest = (shape.properties.map(\.node) + undeclaredValues(shape)).map(minimumDepth).max() ?? 0
         let key = WritableKey(node: f.node, present: f.a, count: f.c, room: min(room, deepest + 1))
         if let known = writableCache[key] { return known }
         let present = presence(f)
         let last = lastWritten(shape, present)
         var out: [Int] = []
         for j in (last + 1)..<shape.properties.count where usable(shape, present, j, last: last, room: room) {
-            var with = present
-            while with.count <= j / 32 { with.append(0) }
-            with[j / 32] |= 1 << Int32(j % 32)
-            if completable(shape, with, count: Int(f.c) + 1, last: spelling == .canonical ? j : -1, room: room) { out.append(j) }
+            if completable(shape, Self.adding(j, to: present), count: Int(f.c) + 1, last: spelling == .canonical ? j : -1, room: room) { out.append(j) }
         }
         writableCache[key] = out
         return out
@@ -585,17 +599,15 @@ public final class SchemaAutomaton: @unchecked Sendable {
     /// minProperties. Deciding this before each member is written is what keeps the canonical order free of dead
     /// ends: a member that would leave a required one behind it, or too few after it, is not offered.
     private func completable(_ shape: SchemaNode.ObjectShape, _ present: [Int32], count: Int, last: Int, room: Int) -> Bool {
-        func needs(_ start: [Int]) -> Set<Int>? { closure(shape, present, of: start, last: last, room: room) }
         guard let needed = stillNeeded(shape, present, last: last, room: room) else { return false }
         let least = count + needed.count
         if let m = shape.maxProperties, least > m { return false }
         if least >= shape.minProperties { return true }
         // Too few members so far: undeclared ones can make up the count, or optional declared ones (with what they need).
-        let values = [additional(shape)].compactMap { $0 } + shape.patterns.map(\.node)
-        if values.contains(where: { minimumDepth($0) < room }) { return true }
+        if undeclaredFits(shape, room: room) { return true }
         var most = needed
         for k in shape.properties.indices where !most.contains(k) && usable(shape, present, k, last: last, room: room) {
-            if let n = needs([k]) { most.formUnion(n) }
+            if let n = closure(shape, present, of: [k], last: last, room: room) { most.formUnion(n) }
         }
         return count + most.count >= shape.minProperties
     }
@@ -678,10 +690,7 @@ public final class SchemaAutomaton: @unchecked Sendable {
         if candidate >= 0 {
             let j = Int(candidate)
             chosen = shape.properties[j].node
-            var words = presence(object)
-            while words.count <= j / 32 { words.append(0) }
-            words[j / 32] |= 1 << Int32(j % 32)
-            object.a = tuple(words)
+            object.a = tuple(Self.adding(j, to: presence(object)))
         } else if declared >= 0 {
             return  // a declared name written twice, or out of order
         } else {
